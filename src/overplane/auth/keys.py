@@ -1,0 +1,199 @@
+"""Accounts and secret keys: create, list, revoke, and authenticate a presented key.
+
+A secret key is ``sk_test_`` or ``sk_live_`` followed by 256 random bits. Only its SHA-256
+hash is stored (a fast hash is right here: the keys have full entropy, so there is nothing to
+brute-force), plus a short hint (``sk_test_…a1b2``) to tell keys apart in listings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from overplane.storage.database import Database
+from overplane.storage.ids import new_random_token
+from overplane.storage.objects import Scope, now_ms
+
+DEFAULT_ACCOUNT = "default"
+MODES = {"test": False, "live": True}
+_SECRET = re.compile(r"^sk_(test|live)_[0-9A-Za-z]{16,128}$")
+
+
+class CredentialError(Exception):
+    """A key or account operation that cannot be done (unknown account, duplicate name, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What may be shown about a key: never the secret."""
+
+    id: str
+    account_name: str
+    mode: str
+    hint: str
+    created_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request is: the key's id and the account and mode it may see."""
+
+    key_id: str
+    scope: Scope
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a secret key."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def mode_of(secret: str) -> str | None:
+    """``test`` or ``live`` for a well-formed secret key, else None."""
+    match = _SECRET.match(secret)
+    return match.group(1) if match else None
+
+
+def hint_of(secret: str) -> str:
+    """A masked form that never reveals enough to use the key: ``sk_test_…a1b2``."""
+    prefix = secret[:8] if secret.startswith(("sk_test_", "sk_live_")) else ""
+    return f"{prefix}…{secret[-4:]}"
+
+
+def new_secret(mode: str) -> str:
+    """A new secret key for ``mode`` (``test`` or ``live``)."""
+    if mode not in MODES:
+        raise CredentialError(f"mode must be test or live, not {mode!r}")
+    return f"sk_{mode}_{new_random_token(32)}"
+
+
+async def create_account(db: Database, name: str) -> str:
+    """Create an account called ``name`` and return its id."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise CredentialError("an account name must have 1 to 200 characters")
+    if await db.fetch_one("SELECT id FROM accounts WHERE name = ?", (name,)):
+        raise CredentialError(f"an account named {name!r} already exists")
+    account_id = "acct_" + new_random_token(12)
+    await db.execute(
+        "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
+        (account_id, name, now_ms()),
+    )
+    return account_id
+
+
+async def account_id_of(db: Database, name: str) -> str | None:
+    """The id of the account called ``name``, or None."""
+    row = await db.fetch_one("SELECT id FROM accounts WHERE name = ?", (name,))
+    return None if row is None else str(row[0])
+
+
+async def register_key(db: Database, account_name: str, secret: str) -> KeyInfo:
+    """Store ``secret`` (already generated or chosen by an operator) as a key of the account."""
+    mode = mode_of(secret)
+    if mode is None:
+        raise CredentialError(
+            "a secret key looks like sk_test_… or sk_live_… (16 to 128 letters/digits)"
+        )
+    account_id = await account_id_of(db, account_name)
+    if account_id is None:
+        raise CredentialError(f"no account named {account_name!r}")
+    secret_hash = hash_secret(secret)
+    if await db.fetch_one("SELECT id FROM api_keys WHERE secret_hash = ?", (secret_hash,)):
+        raise CredentialError("that key is already registered")
+    info = KeyInfo(
+        id="key_" + new_random_token(12),
+        account_name=account_name,
+        mode=mode,
+        hint=hint_of(secret),
+        created_at=now_ms(),
+        revoked_at=None,
+    )
+    await db.execute(
+        "INSERT INTO api_keys (id, account_id, livemode, secret_hash, hint, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (info.id, account_id, MODES[mode], secret_hash, info.hint, info.created_at),
+    )
+    return info
+
+
+async def create_key(db: Database, account_name: str, mode: str) -> tuple[KeyInfo, str]:
+    """Generate and store a new key; return its info and the secret (shown only this once)."""
+    secret = new_secret(mode)
+    return await register_key(db, account_name, secret), secret
+
+
+async def list_keys(db: Database, account_name: str | None = None) -> list[KeyInfo]:
+    """Every key (of one account, if named), oldest first."""
+    sql = (
+        "SELECT k.id, a.name, k.livemode, k.hint, k.created_at, k.revoked_at "
+        "FROM api_keys k JOIN accounts a ON a.id = k.account_id"
+    )
+    args: tuple[str, ...] = ()
+    if account_name is not None:
+        sql += " WHERE a.name = ?"
+        args = (account_name,)
+    rows = await db.fetch_all(sql + " ORDER BY k.created_at, k.id", args)
+    return [
+        KeyInfo(str(r[0]), str(r[1]), "live" if r[2] else "test", str(r[3]), int(r[4]), r[5])
+        for r in rows
+    ]
+
+
+async def revoke_key(db: Database, key_id: str) -> None:
+    """Revoke a key: from now on it authenticates nothing. Revoking twice is an error."""
+    row = await db.fetch_one(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
+        (now_ms(), key_id),
+    )
+    if row is None:
+        raise CredentialError(f"no unrevoked key with id {key_id!r}")
+
+
+async def has_any_account(db: Database) -> bool:
+    """Whether the database holds an account yet (a brand-new installation holds none)."""
+    return await db.fetch_one("SELECT 1 FROM accounts LIMIT 1") is not None
+
+
+async def authenticate(db: Database, secret: str) -> Principal | None:
+    """The principal for a presented secret key, or None if it is malformed, unknown or revoked."""
+    if mode_of(secret) is None:
+        return None
+    secret_hash = hash_secret(secret)
+    row = await db.fetch_one(
+        "SELECT id, account_id, livemode, secret_hash FROM api_keys "
+        "WHERE secret_hash = ? AND revoked_at IS NULL",
+        (secret_hash,),
+    )
+    # The lookup is by hash, so timing reveals nothing about the secret; compare anyway, in
+    # constant time, so that correctness never rests on the index alone.
+    if row is None or not hmac.compare_digest(str(row[3]), secret_hash):
+        return None
+    return Principal(key_id=str(row[0]), scope=Scope(account_id=str(row[1]), livemode=bool(row[2])))
+
+
+async def ensure_bootstrap(db: Database, bootstrap_key: str | None) -> str | None:
+    """Make a brand-new installation usable; return a generated secret to print, if any.
+
+    With ``bootstrap_key`` set, register it for the default account unless it is registered
+    already (a revoked bootstrap key stays revoked). Without it, on a database with no account
+    yet, create the default account and a test key and return that key.
+    """
+    if bootstrap_key:
+        if mode_of(bootstrap_key) is None:
+            raise CredentialError("OVERPLANE_BOOTSTRAP_KEY must look like sk_test_… or sk_live_…")
+        if await account_id_of(db, DEFAULT_ACCOUNT) is None:
+            await create_account(db, DEFAULT_ACCOUNT)
+        known = await db.fetch_one(
+            "SELECT id FROM api_keys WHERE secret_hash = ?", (hash_secret(bootstrap_key),)
+        )
+        if known is None:
+            await register_key(db, DEFAULT_ACCOUNT, bootstrap_key)
+        return None
+    if await has_any_account(db):
+        return None
+    await create_account(db, DEFAULT_ACCOUNT)
+    _, secret = await create_key(db, DEFAULT_ACCOUNT, "test")
+    return secret

@@ -1,0 +1,180 @@
+"""The ``overplane`` command: serve the API, migrate the database, manage accounts and keys.
+
+Every command reads the one settings object from the environment and brings the database
+schema up to date before it touches data (migrations are idempotent; ``serve --no-migrate``
+refuses to start on an outdated schema instead, for deploys that migrate as a separate step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from overplane.auth import keys
+from overplane.settings import Settings, SettingsError
+from overplane.storage import migrate as migrations
+from overplane.storage.database import Database, DatabaseUnavailable, open_database
+
+T = TypeVar("T")
+
+app = typer.Typer(help="The Overplane API server.", no_args_is_help=True, add_completion=False)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage secret API keys.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+err = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` on standard error and return the exit to raise."""
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def load_settings() -> Settings:
+    """The settings, or a clean exit naming the bad variable."""
+    try:
+        return Settings.from_environ()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, open the database, run ``work`` on it and close it."""
+    try:
+        migrations.upgrade(settings.database_url)
+    except Exception as exc:  # any driver's connection error: report it, not a traceback
+        raise fail(f"cannot migrate {settings.database_url}: {exc}") from None
+
+    async def run() -> T:
+        db = await open_database(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(run())
+    except keys.CredentialError as exc:
+        raise fail(str(exc)) from None
+    except DatabaseUnavailable as exc:
+        raise fail(f"the database is unavailable: {exc}") from None
+
+
+def timestamp(epoch_ms: int | None) -> str:
+    """A key listing's time: ISO 8601 to the second, or an empty cell."""
+    if epoch_ms is None:
+        return ""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    migrate: Annotated[
+        bool, typer.Option(help="Apply pending migrations at start (else refuse to start).")
+    ] = True,
+) -> None:
+    """Run the API server."""
+    import uvicorn
+
+    settings = load_settings()
+    if migrate:
+        try:
+            migrations.upgrade(settings.database_url)
+        except Exception as exc:
+            raise fail(f"cannot migrate {settings.database_url}: {exc}") from None
+    elif not migrations.is_current(settings.database_url):
+        raise fail("the database schema is not up to date: run `overplane migrate` first")
+
+    new_secret = with_database(
+        settings, lambda db: keys.ensure_bootstrap(db, settings.bootstrap_key)
+    )
+    if new_secret:
+        print("Created the default account and a test key. It is shown only this once:")
+        print(new_secret, flush=True)
+    uvicorn.run(
+        "overplane.http.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        lifespan="on",
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the schema migrations to the configured database."""
+    settings = load_settings()
+    with_database(settings, lambda db: db.ping())
+    err.print(f"The schema of {settings.database_url} is up to date.")
+
+
+@accounts_app.command("create")
+def accounts_create(name: Annotated[str, typer.Argument(help="A unique account name.")]) -> None:
+    """Create an account."""
+    account_id = with_database(load_settings(), lambda db: keys.create_account(db, name))
+    print(account_id)
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="The account's name.")],
+    mode: Annotated[str, typer.Option(help="test or live.")] = "test",
+) -> None:
+    """Create a secret key; it is printed as the last line, and only this once."""
+    if mode not in keys.MODES:
+        raise fail("--mode must be test or live")
+    info, secret = with_database(load_settings(), lambda db: keys.create_key(db, account, mode))
+    err.print(f"Created key {info.id} ({info.mode}) for account {info.account_name}.")
+    err.print("Store the secret now: it is never shown again.")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    account: Annotated[str | None, typer.Option(help="Only this account's keys.")] = None,
+) -> None:
+    """List keys: id, account, mode, masked hint, created and revoked times; never a secret."""
+    infos = with_database(load_settings(), lambda db: keys.list_keys(db, account))
+    table = Table("id", "account", "mode", "key", "created", "revoked")
+    for info in infos:
+        table.add_row(
+            info.id,
+            info.account_name,
+            info.mode,
+            info.hint,
+            timestamp(info.created_at),
+            timestamp(info.revoked_at),
+        )
+    Console(width=160).print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")]) -> None:
+    """Revoke a key: it stops working at once."""
+    with_database(load_settings(), lambda db: keys.revoke_key(db, key_id))
+    err.print(f"Revoked {key_id}.")
+
+
+def main() -> None:
+    """Entry point of the ``overplane`` console script."""
+    app(prog_name="overplane")
+
+
+if __name__ == "__main__":
+    main()

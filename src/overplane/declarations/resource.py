@@ -1,0 +1,87 @@
+"""What a resource is: a name, a module, an id prefix and an ordered list of string fields.
+
+Everything else the server has for a resource (validation, table, SQL, routes, OpenAPI) is
+derived from one :class:`Resource`. This module imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+_SLUG = re.compile(r"^[a-z][a-z0-9-]*$")
+
+#: Keys every object has before its fields; the server sets them, clients cannot.
+READ_ONLY_KEYS = ("id", "created_at", "updated_at")
+
+#: The contract's floor for a field's maximum length (customer_details gets more).
+DEFAULT_MAX_LENGTH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One string field of a resource; its value is a string or null."""
+
+    name: str
+    description: str
+    example: str
+    required: bool = False
+    max_length: int = DEFAULT_MAX_LENGTH
+    filterable: bool = True
+
+    def __post_init__(self) -> None:
+        # Field names become SQL column names and JSON keys: keep them boring.
+        if not _IDENTIFIER.match(self.name) or self.name in READ_ONLY_KEYS:
+            raise ValueError(f"invalid field name {self.name!r}")
+        if self.max_length < 1:
+            raise ValueError(f"{self.name}: max_length must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A resource of the API, served at ``/api/{module}/{name}``."""
+
+    name: str
+    module: str
+    id_prefix: str
+    title: str
+    plural: str
+    description: str
+    fields: tuple[Field, ...]
+    fields_by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _SLUG.match(self.name) or not _IDENTIFIER.match(self.module):
+            raise ValueError(f"invalid resource name {self.module}/{self.name}")
+        if not self.id_prefix.endswith("_"):
+            raise ValueError(f"{self.name}: the id prefix must end with '_'")
+        by_name = {f.name: f for f in self.fields}
+        if len(by_name) != len(self.fields):
+            raise ValueError(f"{self.name}: duplicate field names")
+        object.__setattr__(self, "fields_by_name", by_name)
+
+    @property
+    def path(self) -> str:
+        """The collection path, for example ``/api/crm/appointment``."""
+        return f"/api/{self.module}/{self.name}"
+
+    @property
+    def table_name(self) -> str:
+        """The SQL table that holds this resource's objects."""
+        return f"{self.module}_{self.name.replace('-', '_')}"
+
+    @property
+    def required_fields(self) -> tuple[Field, ...]:
+        """Fields a create must send as non-blank strings."""
+        return tuple(f for f in self.fields if f.required)
+
+    @property
+    def example(self) -> dict[str, str]:
+        """An example object, as the published reference pages show it."""
+        values = {"id": f"{self.id_prefix}abc123"}
+        values |= {
+            "created_at": "2024-01-15T09:30:00.000Z",
+            "updated_at": "2024-01-15T09:30:00.000Z",
+        }
+        return values | {f.name: f.example for f in self.fields}

@@ -1,0 +1,212 @@
+"""The ASGI application: the path every request takes, and the one place errors are rendered.
+
+``request ─▶ request id ─▶ trailing slash folded ─▶ auth (/api only, before routing)
+─▶ router (routes derived from the declarations) ─▶ handler ─▶ response + Request-Id ─▶ log``
+
+Authentication runs before routing so that a caller without a valid key learns nothing, not
+even whether a route exists. Any exception below is turned into the contract's error JSON here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, Router
+from starlette.types import Message, Receive, Scope, Send
+
+from overplane.auth.keys import authenticate
+from overplane.declarations import RESOURCES
+from overplane.http import access_log, openapi
+from overplane.http.errors import (
+    APIError,
+    AuthenticationFailed,
+    InternalError,
+    MethodNotAllowed,
+    RouteMissing,
+    Unavailable,
+    error_body,
+)
+from overplane.http.rendering import encode
+from overplane.http.routes import JSON, Stores, resource_routes
+from overplane.settings import Settings
+from overplane.storage.database import Database, DatabaseUnavailable, open_database
+from overplane.storage.ids import new_random_token
+
+logger = logging.getLogger("overplane.errors")
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header; "" for another scheme; None if absent."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+class OverplaneApp:
+    """The API server as an ASGI application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: Database | None = None
+        self.stores = Stores()
+        self.openapi_document = encode(openapi.document())
+        routes: list[Route] = [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/openapi.json", self.openapi_json, methods=["GET"]),
+            Route("/docs", self.docs, methods=["GET"]),
+        ]
+        for resource in RESOURCES:
+            routes += resource_routes(resource, self.stores)
+        self.router = Router(routes=routes, redirect_slashes=False)
+        self.log_access = access_log.configure(settings.access_log)
+
+    async def open(self, db: Database | None = None) -> None:
+        """Connect to the database (or adopt ``db``); the lifespan calls this at start."""
+        self.db = db or await open_database(self.settings)
+        self.stores.open(RESOURCES, self.db)
+
+    async def close(self) -> None:
+        """Release the database; the lifespan calls this at shutdown."""
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Open the database at start and close it at shutdown."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.open()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request; every response gets a Request-Id and an access-log line."""
+        started = time.perf_counter()
+        request_id = "req_" + new_random_token(12)
+        status = 500
+        response_started = False
+        state: dict[str, Any] = {}
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/") or "/"
+        scope = {**scope, "path": path, "app": self, "state": state}
+        try:
+            if path.startswith("/api/"):
+                state["principal"] = await self.authenticate(scope)
+            await self.router(scope, receive, send_with_request_id)
+        except Exception as exc:
+            if response_started:  # too late for an error body; the server closes the stream
+                raise
+            error = self.as_api_error(exc, request_id, scope)
+            await send_with_request_id(
+                {
+                    "type": "http.response.start",
+                    "status": error.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": error_body(error, request_id)})
+        finally:
+            principal = state.get("principal")
+            self.log_access(
+                method=scope["method"],
+                path=path,
+                status=status,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                request_id=request_id,
+                account_id=principal.scope.account_id if principal else None,
+            )
+
+    async def authenticate(self, scope: Scope) -> Any:
+        """The principal behind the request's bearer key, or 401."""
+        token = bearer_token(scope)
+        if not token:
+            if token is None:
+                raise AuthenticationFailed(
+                    "No API key provided; send Authorization: Bearer <secret key>.",
+                    code="api_key_missing",
+                )
+            raise AuthenticationFailed(
+                "Send the API key as Authorization: Bearer <secret key>.", code="api_key_invalid"
+            )
+        assert self.db is not None
+        principal = await authenticate(self.db, token)
+        if principal is None:
+            raise AuthenticationFailed("Invalid API key provided.", code="api_key_invalid")
+        return principal
+
+    def as_api_error(self, exc: Exception, request_id: str, scope: Scope) -> APIError:
+        """The contract's error for any exception raised while serving a request."""
+        if isinstance(exc, APIError):
+            return exc
+        if isinstance(exc, HTTPException) and exc.status_code == 404:
+            return RouteMissing(f"Unrecognized request URL ({scope['method']} {scope['path']}).")
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            allowed = sorted(m.strip() for m in (exc.headers or {}).get("Allow", "").split(","))
+            return MethodNotAllowed(scope["method"], allowed)
+        if isinstance(exc, DatabaseUnavailable):
+            logger.warning("database unavailable (%s): %s", request_id, exc)
+            return Unavailable(self.settings.retry_after_seconds)
+        logger.exception("unhandled error while serving %s", request_id)
+        return InternalError()
+
+    async def healthz(self, request: Request) -> Response:
+        """The process is up."""
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    async def readyz(self, request: Request) -> Response:
+        """The database answers."""
+        if self.db is None:
+            raise Unavailable(self.settings.retry_after_seconds)
+        await self.db.ping()
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    async def openapi_json(self, request: Request) -> Response:
+        """The OpenAPI 3.1 document, derived from the declarations."""
+        return Response(self.openapi_document, media_type=JSON)
+
+    async def docs(self, request: Request) -> Response:
+        """Interactive documentation rendered from /openapi.json."""
+        return HTMLResponse(openapi.DOCS_PAGE)
+
+
+def create_app(settings: Settings | None = None) -> OverplaneApp:
+    """The application for ``settings`` (default: read from the environment)."""
+    return OverplaneApp(settings or Settings.from_environ())

@@ -1,0 +1,132 @@
+"""Request bodies: read within the size cap, check the content type, decode, validate.
+
+Validation walks the resource's declared fields, so every rule (string or null, non-blank
+required fields, maximum length, unknown fields) comes from the declaration and every error
+names the field at fault. JSON decoding is msgspec's; we check the decoded values ourselves
+rather than through a generated msgspec Struct because the contract distinguishes error codes
+(missing, unknown, invalid) and fields that a Struct's single error message does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from overplane.declarations import READ_ONLY_KEYS, Resource
+from overplane.http.errors import (
+    BodyInvalid,
+    BodyTooLarge,
+    ContentTypeUnsupported,
+    ParameterInvalid,
+    ParameterMissing,
+    ParameterUnknown,
+)
+
+#: The contract's cap on a request body.
+MAX_BODY_BYTES = 1_048_576
+
+_decoder = msgspec.json.Decoder()
+
+
+def check_content_type(content_type: str | None, body: bytes) -> None:
+    """Accept ``application/json`` (with an optional UTF-8 charset); 415 for anything else.
+
+    A request that carries a body but no Content-Type is a 415 too; an empty body with no
+    Content-Type falls through to the JSON check, which reports the missing object.
+    """
+    if content_type is None:
+        if body:
+            raise ContentTypeUnsupported(
+                "Send the body as JSON with Content-Type: application/json."
+            )
+        return
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != "application/json":
+        raise ContentTypeUnsupported(
+            f"Content-Type {media_type.strip()!r} is not supported; use application/json."
+        )
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {
+            "utf-8",
+            "utf8",
+        }:
+            raise ContentTypeUnsupported("JSON bodies must be encoded as UTF-8.")
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or 400 body_invalid."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if not body.strip():
+        raise BodyInvalid("The request body must be a JSON object.")
+    try:
+        payload = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BodyInvalid(f"The request body is not valid UTF-8 JSON: {exc}.") from None
+    if not isinstance(payload, dict):
+        raise BodyInvalid("The request body must be a JSON object.")
+    return payload
+
+
+def _check_value(resource: Resource, name: str, value: object, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise ParameterInvalid(f"{name} is required and cannot be null.", param=name)
+        return None
+    if not isinstance(value, str):
+        kind = type(value).__name__ if not isinstance(value, bool) else "boolean"
+        kind = {"int": "number", "float": "number", "list": "array", "dict": "object"}.get(
+            kind, kind
+        )
+        raise ParameterInvalid(f"{name} must be a string or null, not a {kind}.", param=name)
+    field = resource.fields_by_name[name]
+    if len(value) > field.max_length:
+        raise ParameterInvalid(
+            f"{name} must be at most {field.max_length} characters long.", param=name
+        )
+    if required and not value.strip():
+        raise ParameterInvalid(f"{name} is required and cannot be blank.", param=name)
+    # Neither backend can store these the same way: PostgreSQL rejects NUL in text, and a lone
+    # surrogate (from a \ud800 escape) is not encodable as UTF-8 at all.
+    if "\x00" in value:
+        raise ParameterInvalid(f"{name} must not contain NUL characters.", param=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParameterInvalid(
+            f"{name} must not contain unpaired surrogates.", param=name
+        ) from None
+    return value
+
+
+def _known_values(resource: Resource, payload: dict[str, Any]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for key, value in payload.items():
+        if key in resource.fields_by_name:
+            values[key] = value
+        elif key not in READ_ONLY_KEYS:  # sent back from a fetched object: ignored
+            raise ParameterUnknown(f"Received unknown parameter: {key}.", param=key)
+    return values
+
+
+def validate_fields(
+    resource: Resource, payload: dict[str, Any], *, partial: bool
+) -> dict[str, str | None]:
+    """The checked field values of a create, or of a partial update (``partial=True``).
+
+    A create must send every required field as a non-blank string. An update sends only the
+    fields it changes; ``null`` clears a field, except a required one.
+    """
+    values = _known_values(resource, payload)
+    if not partial:
+        for field in resource.required_fields:
+            if field.name not in values:
+                raise ParameterMissing(
+                    f"Missing required parameter: {field.name}.", param=field.name
+                )
+    return {
+        name: _check_value(resource, name, value, required=resource.fields_by_name[name].required)
+        for name, value in values.items()
+    }

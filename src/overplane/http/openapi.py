@@ -1,0 +1,385 @@
+"""The OpenAPI 3.1 document, derived from the same declarations as the routes.
+
+Schemas carry the same rules the validator enforces (required, maxLength, string-or-null, no
+unknown fields), and every operation lists every status it can return, with the error object.
+``tests/test_openapi.py`` checks the document against the running server's behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from overplane import __version__
+from overplane.declarations import RESOURCES, Resource
+from overplane.http.errors import ERROR_CODES
+from overplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+JSONObject = dict[str, Any]
+
+#: Strings may not hold NUL: PostgreSQL cannot store it, so neither backend accepts it.
+NO_NUL = "^[^\\u0000]*$"
+#: A required string must hold a non-blank character (and no NUL).
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+_ERROR_DESCRIPTIONS = {
+    400: "The request is invalid: a parameter is missing, unknown or malformed, or the body is "
+    "not a JSON object.",
+    401: "No valid API key was provided.",
+    404: "No object with that id exists for this account and mode.",
+    413: "The request body is larger than 1 MiB.",
+    415: "The body is not sent as application/json.",
+    500: "An unexpected error on the server.",
+    503: "The database is unavailable; retry after the Retry-After delay.",
+}
+
+
+def _ref(name: str) -> JSONObject:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error_response(status: int) -> JSONObject:
+    codes = [code for s, _, code in ERROR_CODES if s == status and code != "route_missing"]
+    return {
+        "description": f"{_ERROR_DESCRIPTIONS[status]} Codes: {', '.join(codes)}.",
+        "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _success(description: str, schema: JSONObject, example: object, **extra: Any) -> JSONObject:
+    headers = {"Request-Id": {"$ref": "#/components/headers/Request-Id"}}
+    headers |= extra.pop("headers", {})
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {"application/json": {"schema": schema, "example": example}},
+    }
+
+
+def _string_schema(resource: Resource, name: str, *, nullable: bool) -> JSONObject:
+    field = resource.fields_by_name[name]
+    schema: JSONObject = {
+        "type": ["string", "null"] if nullable else "string",
+        "maxLength": field.max_length,
+        "description": field.description,
+        "example": field.example,
+    }
+    schema["pattern"] = NO_NUL if nullable else NOT_BLANK
+    return schema
+
+
+def _schemas(resource: Resource) -> dict[str, JSONObject]:
+    title = resource.title.replace(" ", "")
+    read_only: JSONObject = {
+        "id": {"description": "Ignored when sent: the server assigns ids."},
+        "created_at": {"description": "Ignored when sent."},
+        "updated_at": {"description": "Ignored when sent."},
+    }
+    obj_properties: JSONObject = {
+        "id": {
+            "type": "string",
+            "pattern": f"^{resource.id_prefix}",
+            "example": f"{resource.id_prefix}abc123",
+        },
+        "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339, UTC, milliseconds.",
+        },
+        "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339, UTC, milliseconds; moves forward on every update.",
+        },
+    }
+    for f in resource.fields:
+        obj_properties[f.name] = {**_string_schema(resource, f.name, nullable=True)}
+        obj_properties[f.name].pop("pattern")
+    create_properties = dict(read_only)
+    update_properties = dict(read_only)
+    for f in resource.fields:
+        create_properties[f.name] = _string_schema(resource, f.name, nullable=not f.required)
+        update_properties[f.name] = _string_schema(resource, f.name, nullable=not f.required)
+    return {
+        title: {
+            "type": "object",
+            "description": resource.description,
+            "properties": obj_properties,
+            "required": list(obj_properties),
+            "additionalProperties": False,
+            "example": resource.example,
+        },
+        f"{title}CreateRequest": {
+            "type": "object",
+            "properties": create_properties,
+            "required": [f.name for f in resource.required_fields],
+            "additionalProperties": False,
+        },
+        f"{title}UpdateRequest": {
+            "type": "object",
+            "description": "Fields not sent are left unchanged; null clears an optional field.",
+            "properties": update_properties,
+            "additionalProperties": False,
+        },
+        f"{title}List": {
+            "type": "object",
+            "properties": {
+                "data": {"type": "array", "items": _ref(title)},
+                "has_more": {"type": "boolean", "description": "offset + len(data) < total"},
+                "total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Every object the caller can see.",
+                },
+            },
+            "required": ["data", "has_more", "total"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def _paths(resource: Resource) -> dict[str, JSONObject]:
+    title = resource.title.replace(" ", "")
+    name = resource.title.lower()
+    tag = [resource.title]
+    create_example = {f.name: f.example for f in resource.required_fields}
+    update_example = {f.name: f.example for f in resource.fields[:2]}
+    id_parameter = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": f"The identifier of the {name}.",
+        "schema": {"type": "string"},
+    }
+    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    with_404 = errors | {"404": _error_response(404)}
+    with_body = {"413": _error_response(413), "415": _error_response(415)}
+    return {
+        resource.path: {
+            "get": {
+                "operationId": f"list{title}s",
+                "summary": f"List all {resource.plural}",
+                "description": f"Returns a list of {resource.plural}, most recently created first.",
+                "tags": tag,
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "description": f"Maximum number of objects to return. Default: {DEFAULT_LIMIT}.",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LIMIT,
+                            "default": DEFAULT_LIMIT,
+                        },
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "description": "Number of objects to skip for pagination. Default: 0.",
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                ],
+                "responses": {
+                    "200": _success(
+                        f"A page of {resource.plural}.",
+                        _ref(f"{title}List"),
+                        {"data": [resource.example], "has_more": False, "total": 1},
+                    ),
+                    **errors,
+                },
+            },
+            "post": {
+                "operationId": f"create{title}",
+                "summary": f"Create a {name}",
+                "tags": tag,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref(f"{title}CreateRequest"),
+                            "example": create_example,
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _success(
+                        f"The new {name}.",
+                        _ref(title),
+                        resource.example,
+                        headers={
+                            "Location": {
+                                "description": "The path of the new object.",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    ),
+                    **errors,
+                    **with_body,
+                },
+            },
+        },
+        resource.path + "/{id}": {
+            "parameters": [id_parameter],
+            "get": {
+                "operationId": f"retrieve{title}",
+                "summary": f"Retrieve a {name}",
+                "tags": tag,
+                "responses": {
+                    "200": _success(f"The {name}.", _ref(title), resource.example),
+                    **with_404,
+                },
+            },
+            "patch": {
+                "operationId": f"update{title}",
+                "summary": f"Update a {name}",
+                "description": "Sets the fields sent; fields not sent are left unchanged.",
+                "tags": tag,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref(f"{title}UpdateRequest"),
+                            "example": update_example,
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _success(f"The updated {name}.", _ref(title), resource.example),
+                    **with_404,
+                    **with_body,
+                },
+            },
+            "delete": {
+                "operationId": f"delete{title}",
+                "summary": f"Delete a {name}",
+                "description": "Permanently deletes the object. This cannot be undone.",
+                "tags": tag,
+                "responses": {
+                    "200": _success(
+                        "Confirmation of the deletion.",
+                        _ref("Deleted"),
+                        {"id": f"{resource.id_prefix}abc123", "deleted": True},
+                    ),
+                    **with_404,
+                },
+            },
+        },
+    }
+
+
+def _health_path(summary: str, description: str) -> JSONObject:
+    ok = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
+    responses: JSONObject = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}}
+    }
+    if "database" in description:
+        responses["503"] = _error_response(503)
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "security": [],
+            "tags": ["Service"],
+            "responses": responses,
+        }
+    }
+
+
+def document() -> JSONObject:
+    """The whole OpenAPI 3.1 document for every declared resource."""
+    schemas: JSONObject = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "enum": sorted({t for _, t, _ in ERROR_CODES})},
+                        "code": {"type": "string", "enum": [c for _, _, c in ERROR_CODES]},
+                        "message": {"type": "string"},
+                        "param": {
+                            "type": "string",
+                            "description": "The parameter or field at fault, when there is one.",
+                        },
+                        "request_id": {"type": "string", "pattern": "^req_"},
+                    },
+                    "required": ["type", "code", "message", "request_id"],
+                }
+            },
+            "required": ["error"],
+            "example": {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "parameter_invalid",
+                    "message": "limit must be an integer between 1 and 100",
+                    "param": "limit",
+                    "request_id": "req_4fQ2mX9kLp0aZ8",
+                }
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
+            "required": ["id", "deleted"],
+            "additionalProperties": False,
+        },
+    }
+    paths: JSONObject = {}
+    for resource in RESOURCES:
+        schemas |= _schemas(resource)
+        paths |= _paths(resource)
+    paths["/healthz"] = _health_path("Liveness", "The process is up.")
+    paths["/readyz"] = _health_path("Readiness", "The database answers; 503 when it does not.")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Overplane API",
+            "version": __version__,
+            "description": (
+                "Stripe-style JSON over HTTP. Authenticate with `Authorization: Bearer "
+                "sk_test_…`. Every response carries a `Request-Id` header. A method a path does "
+                "not support gets 405 `method_not_allowed` with an `Allow` header; an unknown "
+                "path gets 404 `route_missing` (after authentication)."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": r.title, "description": r.description} for r in RESOURCES],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A secret key: sk_test_… for test data, sk_live_… for live data.",
+                }
+            },
+            "headers": {
+                "Request-Id": {
+                    "description": "A unique id for this request (req_…); error bodies repeat it.",
+                    "schema": {"type": "string", "pattern": "^req_"},
+                }
+            },
+            "schemas": schemas,
+        },
+    }
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Overplane API</title>
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head>
+<body>
+  <noscript>This page needs JavaScript; the document itself is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+  <div id="swagger-ui"></div>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", persistAuthorization: true});
+  </script>
+</body>
+</html>
+"""

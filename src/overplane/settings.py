@@ -1,0 +1,139 @@
+"""The server's configuration: one typed object, read once from the environment.
+
+Every operational limit is a named setting here, documented in ``docs/configuration.md``
+(a test fails when one is missing there). Numbers fixed by the API contract (list limits,
+the 1 MiB body cap) are not settings: an operator must not be able to break the contract.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///overplane.sqlite3"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a number greater than 0")
+    return value
+
+
+def _parse_optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """How one attribute of :class:`Settings` is read from the environment."""
+
+    env: str
+    parse: Callable[[str], Any]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server, the CLI and the tests can configure."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    bootstrap_key: str | None = None
+    access_log: bool = True
+    sqlite_busy_timeout_ms: int = 5000
+    pg_pool_min_size: int = 1
+    pg_pool_max_size: int = 10
+    db_timeout_seconds: float = 10.0
+    retry_after_seconds: int = 1
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: the process environment).
+
+        Unset variables keep their defaults; a malformed value raises :class:`SettingsError`
+        naming the variable, so a typo fails at start, not on the first request.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for attribute, spec in SETTINGS.items():
+            raw = env.get(spec.env)
+            if raw is None:
+                continue
+            try:
+                values[attribute] = spec.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{spec.env}={raw!r}: {exc}") from None
+        return cls(**values)
+
+
+SETTINGS: dict[str, Setting] = {
+    "database_url": Setting(
+        "OVERPLANE_DATABASE_URL",
+        str,
+        "Where the data lives: sqlite:///path/to/file.sqlite3 (the default is "
+        f"{DEFAULT_DATABASE_URL}, a file in the working directory) or "
+        "postgresql://user@host:port/dbname.",
+    ),
+    "bootstrap_key": Setting(
+        "OVERPLANE_BOOTSTRAP_KEY",
+        _parse_optional_str,
+        "A sk_test_… or sk_live_… secret key that `overplane serve` registers for the default "
+        "account at start if it is not registered yet, so scripts and CI know a key in advance.",
+    ),
+    "access_log": Setting(
+        "OVERPLANE_ACCESS_LOG",
+        _parse_bool,
+        "Write one JSON line per request to standard error (true or false).",
+    ),
+    "sqlite_busy_timeout_ms": Setting(
+        "OVERPLANE_SQLITE_BUSY_TIMEOUT_MS",
+        _parse_positive_int,
+        "How long a SQLite write waits for another process's write lock before the request "
+        "fails with 503 unavailable.",
+    ),
+    "pg_pool_min_size": Setting(
+        "OVERPLANE_PG_POOL_MIN_SIZE",
+        _parse_positive_int,
+        "PostgreSQL connections each server process keeps open when idle.",
+    ),
+    "pg_pool_max_size": Setting(
+        "OVERPLANE_PG_POOL_MAX_SIZE",
+        _parse_positive_int,
+        "The most PostgreSQL connections one server process opens.",
+    ),
+    "db_timeout_seconds": Setting(
+        "OVERPLANE_DB_TIMEOUT_SECONDS",
+        _parse_positive_float,
+        "The longest a request waits for a database connection or statement before it fails "
+        "with 503 unavailable.",
+    ),
+    "retry_after_seconds": Setting(
+        "OVERPLANE_RETRY_AFTER_SECONDS",
+        _parse_positive_int,
+        "The Retry-After value sent with 503 unavailable.",
+    ),
+}
+
+assert set(SETTINGS) == {f.name for f in fields(Settings)}, "every setting needs an env spec"

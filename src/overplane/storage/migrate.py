@@ -1,0 +1,78 @@
+"""Bring a database's schema up to date with the Alembic migrations shipped in the package."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from overplane.storage.database import is_postgres, sqlite_path
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
+
+
+def alembic_url(database_url: str) -> str:
+    """The SQLAlchemy URL for ``database_url``: asyncpg for PostgreSQL, sqlite3 for SQLite."""
+    if is_postgres(database_url):
+        return "postgresql+asyncpg://" + database_url.split("://", 1)[1]
+    path = sqlite_path(database_url)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def run_with_connection(sqlalchemy_url: str, work: Callable[[sa.Connection], T]) -> T:
+    """Run ``work`` on one SQLAlchemy connection, through asyncpg when the URL says so.
+
+    asyncpg is the project's only PostgreSQL driver, so migrations use it too, through
+    SQLAlchemy's async engine, rather than pulling in a second (synchronous) driver.
+    """
+    if "+asyncpg" in sqlalchemy_url:
+
+        async def run() -> T:
+            engine = create_async_engine(sqlalchemy_url, poolclass=sa.NullPool)
+            try:
+                async with engine.connect() as connection:
+                    return await connection.run_sync(work)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+    engine = sa.create_engine(sqlalchemy_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            return work(connection)
+    finally:
+        engine.dispose()
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic configuration for ``database_url`` that needs no alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", alembic_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Apply every migration the database does not have yet (a no-op when up to date)."""
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def is_current(database_url: str) -> bool:
+    """Whether the database is at the newest migration."""
+    config = alembic_config(database_url)
+    head = ScriptDirectory.from_config(config).get_current_head()
+
+    def current(connection: sa.Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    return run_with_connection(alembic_url(database_url), current) == head
