@@ -23,9 +23,11 @@ APPOINTMENT = Resource(
         ),
         Field(
             "scheduled_time",
-            "When the appointment takes place. Any string is accepted and returned as sent.",
+            "When the appointment takes place. Any string is accepted and returned as sent; "
+            "values that are RFC 3339 date-times can also be filtered by range.",
             "scheduled_time_example",
             required=True,
+            time_range=True,
         ),
         Field("status", "The appointment's status, for example draft.", "draft", required=True),
         Field("calendar_event", "A reference to a calendar event.", "calendar_event_example"),

@@ -28,11 +28,16 @@ class Field:
     example: str
     required: bool = False
     max_length: int = DEFAULT_MAX_LENGTH
+    #: Lists can be filtered on equality with this field (an index serves the filter).
     filterable: bool = True
+    #: Values that parse as RFC 3339 date-times are also kept, normalised, in a column of
+    #: their own, so lists get range filters on this field (``field[gte]=…``).
+    time_range: bool = False
 
     def __post_init__(self) -> None:
-        # Field names become SQL column names and JSON keys: keep them boring.
-        if not _IDENTIFIER.match(self.name) or self.name in READ_ONLY_KEYS:
+        # Field names become SQL column names and JSON keys: keep them boring. "__" is kept
+        # for columns the server derives from a field (scheduled_time__us).
+        if not _IDENTIFIER.match(self.name) or "__" in self.name or self.name in READ_ONLY_KEYS:
             raise ValueError(f"invalid field name {self.name!r}")
         if self.max_length < 1:
             raise ValueError(f"{self.name}: max_length must be positive")
@@ -75,6 +80,16 @@ class Resource:
     def required_fields(self) -> tuple[Field, ...]:
         """Fields a create must send as non-blank strings."""
         return tuple(f for f in self.fields if f.required)
+
+    @property
+    def filterable_fields(self) -> tuple[Field, ...]:
+        """Fields a list can be filtered on by equality."""
+        return tuple(f for f in self.fields if f.filterable)
+
+    @property
+    def time_range_fields(self) -> tuple[Field, ...]:
+        """Fields that also get range filters on their RFC 3339 values."""
+        return tuple(f for f in self.fields if f.time_range)
 
     @property
     def example(self) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 from overplane import __version__
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.errors import ERROR_CODES
-from overplane.http.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from overplane.http.list_query import DEFAULT_LIMIT, MAX_LIMIT, RANGE_OPERATORS, ListQueryParser
 
 JSONObject = dict[str, Any]
 
@@ -138,6 +138,76 @@ def _schemas(resource: Resource) -> dict[str, JSONObject]:
     }
 
 
+_RANGE_WORDS = {"gt": "after", "gte": "at or after", "lt": "before", "lte": "at or before"}
+
+
+def _query(name: str, description: str, schema: JSONObject) -> JSONObject:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def _list_parameters(resource: Resource) -> list[JSONObject]:
+    """Every query parameter of a list, in the order ListQueryParser documents them."""
+    name = resource.title.lower()
+    parameters = [
+        _query(
+            "limit",
+            f"Maximum number of objects to return. Default: {DEFAULT_LIMIT}.",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        ),
+        _query(
+            "offset",
+            "Number of objects to skip for pagination. Default: 0. Not with a cursor.",
+            {"type": "integer", "minimum": 0, "default": 0},
+        ),
+        _query(
+            "starting_after",
+            f"A cursor: the id of a {name}; the page holds the objects after it in list order "
+            "(older). has_more says whether more follow in that direction.",
+            {"type": "string"},
+        ),
+        _query(
+            "ending_before",
+            f"A cursor: the id of a {name}; the page holds the objects before it in list order "
+            "(newer). has_more says whether more precede it.",
+            {"type": "string"},
+        ),
+    ]
+    for field in resource.filterable_fields:
+        parameters.append(
+            _query(
+                field.name,
+                f"Only objects whose {field.name} is exactly this value.",
+                {"type": "string"},
+            )
+        )
+        parameters.append(
+            _query(
+                f"{field.name}[null]",
+                f"true: only objects without a {field.name}; false: only objects with one.",
+                {"type": "string", "enum": ["true", "false"]},
+            )
+        )
+    ranged = ["created_at", "updated_at", *(f.name for f in resource.time_range_fields)]
+    for field_name in ranged:
+        for operator in RANGE_OPERATORS:
+            note = (
+                ""
+                if field_name in ("created_at", "updated_at")
+                else " Values that are not RFC 3339 date-times never match a range."
+            )
+            parameters.append(
+                _query(
+                    f"{field_name}[{operator}]",
+                    f"Only objects whose {field_name} is {_RANGE_WORDS[operator]} this RFC 3339 "
+                    f"date-time.{note}",
+                    {"type": "string", "format": "date-time"},
+                )
+            )
+    documented = [p["name"] for p in parameters]
+    assert documented == ListQueryParser(resource).parameter_names(), "OpenAPI and parser disagree"
+    return parameters
+
+
 def _paths(resource: Resource) -> dict[str, JSONObject]:
     title = resource.title.replace(" ", "")
     name = resource.title.lower()
@@ -161,25 +231,7 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                 "summary": f"List all {resource.plural}",
                 "description": f"Returns a list of {resource.plural}, most recently created first.",
                 "tags": tag,
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "description": f"Maximum number of objects to return. Default: {DEFAULT_LIMIT}.",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": MAX_LIMIT,
-                            "default": DEFAULT_LIMIT,
-                        },
-                    },
-                    {
-                        "name": "offset",
-                        "in": "query",
-                        "description": "Number of objects to skip for pagination. Default: 0.",
-                        "schema": {"type": "integer", "minimum": 0, "default": 0},
-                    },
-                ],
+                "parameters": _list_parameters(resource),
                 "responses": {
                     "200": _success(
                         f"A page of {resource.plural}.",

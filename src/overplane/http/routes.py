@@ -24,14 +24,19 @@ from overplane.http.bodies import (
     decode_object,
     validate_fields,
 )
-from overplane.http.errors import BodyTooLarge, MethodNotAllowed, ParameterUnknown, ResourceMissing
-from overplane.http.pagination import parse_page_request
+from overplane.http.errors import (
+    BodyTooLarge,
+    MethodNotAllowed,
+    ParameterInvalid,
+    ParameterUnknown,
+    ResourceMissing,
+)
+from overplane.http.list_query import ListQueryParser
 from overplane.storage.database import Database
-from overplane.storage.objects import ObjectStore, Scope
+from overplane.storage.objects import CursorNotFound, ObjectStore, Scope
 
 JSON = "application/json"
 Endpoint = Callable[[Request], Awaitable[Response]]
-LIST_PARAMETERS = frozenset({"limit", "offset"})
 
 
 @dataclass
@@ -110,6 +115,7 @@ class MethodDispatch:
 def resource_routes(resource: Resource, stores: Stores) -> list[Route]:
     """The collection and object routes of ``resource``."""
     renderer = rendering.ObjectRenderer(resource)
+    list_parser = ListQueryParser(resource)
 
     def store() -> ObjectStore:
         return stores.by_name[resource.name]
@@ -118,10 +124,16 @@ def resource_routes(resource: Resource, stores: Stores) -> list[Route]:
         return ResourceMissing(f"No such {resource.title.lower()}: '{object_id}'", param="id")
 
     async def list_objects(request: Request) -> Response:
-        page_request = parse_page_request(reject_query(request, LIST_PARAMETERS))
-        page = await store().list(scope_of(request), page_request.limit, page_request.offset)
-        has_more = page_request.offset + len(page.rows) < page.total
-        return Response(renderer.page(page.rows, page.total, has_more), media_type=JSON)
+        query = list_parser.parse(request.query_params.multi_items())
+        try:
+            page = await store().list(scope_of(request), query)
+        except CursorNotFound as exc:
+            cursor = request.query_params[exc.parameter]
+            raise ParameterInvalid(
+                f"{exc.parameter} names no {resource.title.lower()} of this account: '{cursor}'",
+                param=exc.parameter,
+            ) from None
+        return Response(renderer.page(page.rows, page.total, page.has_more), media_type=JSON)
 
     async def create_object(request: Request) -> Response:
         reject_query(request)

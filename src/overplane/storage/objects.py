@@ -1,20 +1,27 @@
 """Reading and writing the objects of one resource, scoped by account and mode.
 
-Each operation is one SQL statement, derived from the resource's declaration once at start. A
-row comes back as ``(id, created_at, updated_at, *fields)``, timestamps in epoch milliseconds.
+The SQL is derived from the resource's declaration. A row comes back as
+``(id, created_at, updated_at, *fields)``, timestamps in epoch milliseconds.
+
+Lists are served by indexes whatever the filters: the list index for the unfiltered order,
+cursors and ``created_at`` ranges, one index per filterable field, and one per range column.
+An unfiltered total is a sum over the account's counter rows (kept exact by triggers, see
+``triggers.py``) rather than a count of its rows, so it costs the same at a million objects.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from overplane.declarations import Resource
+from overplane.rfc3339 import parse_ns
 from overplane.storage.database import Database, Row
-from overplane.storage.ids import new_object_id
+from overplane.storage.ids import could_be_object_id, new_object_id
+from overplane.storage.schema import FILTER_INDEX_PREFIX, time_column
 
 #: Beyond this an offset cannot match a row, and larger numbers overflow SQL integers.
 MAX_SQL_OFFSET = 2**62
@@ -29,16 +36,85 @@ class Scope:
 
 
 @dataclass(frozen=True, slots=True)
+class Equals:
+    """The field's value is exactly ``value``."""
+
+    field: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    """The field has no value (``is_null``), or has one."""
+
+    field: str
+    is_null: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """An integer column (``created_at``, ``updated_at``, a ``…__us`` column) against a bound
+    already expressed in that column's unit."""
+
+    column: str
+    operator: Literal["<", "<=", ">", ">="]
+    bound: int
+
+
+Condition = Equals | IsNull | Compare
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What a list request asks for: conditions, then a page by offset or by cursor."""
+
+    conditions: tuple[Condition, ...] = ()
+    limit: int = 20
+    offset: int = 0
+    starting_after: str | None = None
+    ending_before: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a list and the count of the whole list."""
+    """One page of a list, the count of the whole (filtered) list, and whether more follow."""
 
     rows: list[Row]
     total: int
+    has_more: bool
+
+
+class CursorNotFound(Exception):
+    """The object a cursor names never existed in this account and mode."""
+
+    def __init__(self, parameter: str) -> None:
+        super().__init__(parameter)
+        self.parameter = parameter
 
 
 def now_ms() -> int:
     """The current time in epoch milliseconds."""
     return time.time_ns() // 1_000_000
+
+
+def time_us(value: str | None) -> int | None:
+    """The normalised copy of a time-range field's value: epoch microseconds, or None."""
+    ns = parse_ns(value) if value is not None else None
+    return None if ns is None else ns // 1000
+
+
+def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
+    if isinstance(condition, Equals):
+        # The prefix comparison is what the field's index holds; the full one decides.
+        prefix = f"substr({condition.field}, 1, {FILTER_INDEX_PREFIX})"
+        return (
+            f"{prefix} = substr(?, 1, {FILTER_INDEX_PREFIX}) AND {condition.field} = ?",
+            [condition.value, condition.value],
+        )
+    if isinstance(condition, IsNull):
+        prefix = f"substr({condition.field}, 1, {FILTER_INDEX_PREFIX})"
+        return f"{prefix} IS {'' if condition.is_null else 'NOT '}NULL", []
+    return f"{condition.column} {condition.operator} ?", [condition.bound]
 
 
 class ObjectStore:
@@ -48,36 +124,33 @@ class ObjectStore:
         self.resource = resource
         self.db = db
         table = resource.table_name
+        self._table = table
         self._field_names = tuple(f.name for f in resource.fields)
-        columns = ", ".join(("id", "created_at", "updated_at", *self._field_names))
+        self._time_fields = tuple(f.name for f in resource.time_range_fields)
+        self._columns = ", ".join(("id", "created_at", "updated_at", *self._field_names))
         scoped = "account_id = ? AND livemode = ?"
+        inserted = ("id", "account_id", "livemode", "created_at", "updated_at", *self._field_names)
+        inserted += tuple(time_column(name) for name in self._time_fields)
         self._insert = (
-            f"INSERT INTO {table} (id, account_id, livemode, created_at, updated_at"
-            f"{''.join(', ' + n for n in self._field_names)}) "
-            f"VALUES (?, ?, ?, ?, ?{', ?' * len(self._field_names)})"
+            f"INSERT INTO {table} ({', '.join(inserted)}) VALUES ({', '.join('?' * len(inserted))})"
         )
-        self._select = f"SELECT {columns} FROM {table} WHERE id = ? AND {scoped}"
+        self._select = f"SELECT {self._columns} FROM {table} WHERE id = ? AND {scoped}"
         self._delete = f"DELETE FROM {table} WHERE id = ? AND {scoped} RETURNING id"
-        # One statement, so the page and its total come from the same snapshot. The count
-        # row survives the LEFT JOIN even when the page is empty (an offset past the end).
-        page_columns = ", ".join(
-            f"p.{c}" for c in ("id", "created_at", "updated_at", *self._field_names)
+        self._position = (
+            f"SELECT created_at, seq FROM {table} WHERE id = ? AND {scoped} UNION ALL "
+            f"SELECT created_at, seq FROM object_tombstones WHERE id = ? AND {scoped}"
         )
-        self._list = (
-            f"SELECT c.total, {page_columns} FROM "
-            f"(SELECT count(*) AS total FROM {table} WHERE {scoped}) AS c "
-            f"LEFT JOIN (SELECT seq, {columns} FROM {table} WHERE {scoped} "
-            "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?) AS p ON 1 = 1 "
-            "ORDER BY p.created_at DESC, p.seq DESC"
+        self._counted_total = (
+            "SELECT coalesce(sum(n), 0) AS total FROM object_counts "
+            f"WHERE table_name = '{table}' AND {scoped}"
         )
         self._update_sql = lru_cache(maxsize=1024)(self._build_update)
-        self._columns = columns
 
     def _build_update(self, names: tuple[str, ...]) -> str:
         # updated_at moves strictly forward, even for two updates in one millisecond.
         assignments = "".join(f"{name} = ?, " for name in names)
         return (
-            f"UPDATE {self.resource.table_name} SET {assignments}"
+            f"UPDATE {self._table} SET {assignments}"
             "updated_at = CASE WHEN ? > updated_at THEN ? ELSE updated_at + 1 END "
             f"WHERE id = ? AND account_id = ? AND livemode = ? RETURNING {self._columns}"
         )
@@ -87,40 +160,105 @@ class ObjectStore:
         object_id = new_object_id(self.resource.id_prefix)
         stamp = now_ms()
         field_values = tuple(values.get(name) for name in self._field_names)
+        times = tuple(time_us(values.get(name)) for name in self._time_fields)
         await self.db.execute(
-            self._insert, (object_id, scope.account_id, scope.livemode, stamp, stamp, *field_values)
+            self._insert,
+            (object_id, scope.account_id, scope.livemode, stamp, stamp, *field_values, *times),
         )
         return (object_id, stamp, stamp, *field_values)
 
     async def retrieve(self, scope: Scope, object_id: str) -> Row | None:
         """The object's row, or None if this scope has no object with that id."""
+        if not could_be_object_id(self.resource.id_prefix, object_id):
+            return None
         return await self.db.fetch_one(self._select, (object_id, scope.account_id, scope.livemode))
 
     async def update(
         self, scope: Scope, object_id: str, values: Mapping[str, str | None]
     ) -> Row | None:
         """Set ``values`` on the object and return its new row, or None if it does not exist."""
+        if not could_be_object_id(self.resource.id_prefix, object_id):
+            return None
         names = tuple(name for name in self._field_names if name in values)
-        stamp = now_ms()
         args: list[Any] = [values[name] for name in names]
+        time_names = tuple(name for name in self._time_fields if name in values)
+        args += [time_us(values[name]) for name in time_names]
+        stamp = now_ms()
         args += [stamp, stamp, object_id, scope.account_id, scope.livemode]
-        return await self.db.fetch_one(self._update_sql(names), args)
+        return await self.db.fetch_one(
+            self._update_sql(names + tuple(time_column(name) for name in time_names)), args
+        )
 
     async def delete(self, scope: Scope, object_id: str) -> bool:
         """Delete the object; False if this scope has no object with that id."""
+        if not could_be_object_id(self.resource.id_prefix, object_id):
+            return False
         row = await self.db.fetch_one(self._delete, (object_id, scope.account_id, scope.livemode))
         return row is not None
 
-    async def list(self, scope: Scope, limit: int, offset: int) -> Page:
-        """A page of objects, newest first, with the count of all objects in ``scope``."""
-        args: Sequence[Any] = (
-            scope.account_id,
-            scope.livemode,
-            scope.account_id,
-            scope.livemode,
-            limit,
-            min(offset, MAX_SQL_OFFSET),
+    async def position(self, scope: Scope, object_id: str, parameter: str) -> tuple[int, int]:
+        """Where an object stands (or stood, if deleted) in the list: ``(created_at, seq)``."""
+        if could_be_object_id(self.resource.id_prefix, object_id):
+            row = await self.db.fetch_one(
+                self._position, (object_id, *_scope_args(scope), object_id, *_scope_args(scope))
+            )
+            if row is not None:
+                return int(row[0]), int(row[1])
+        raise CursorNotFound(parameter)
+
+    async def list(self, scope: Scope, query: ListQuery) -> Page:
+        """A page of the objects in ``scope`` that meet the query's conditions, newest first.
+
+        The page and the total are read by one statement, so they agree with each other.
+        """
+        filters = [_condition_sql(c) for c in query.conditions]
+        where = "".join(f" AND {sql}" for sql, _ in filters)
+        filter_args = [arg for _, args in filters for arg in args]
+        if filters:
+            total_sql = f"SELECT count(*) AS total FROM {self._table} WHERE account_id = ? AND livemode = ?{where}"
+            total_args = [*_scope_args(scope), *filter_args]
+        else:
+            total_sql, total_args = self._counted_total, list(_scope_args(scope))
+
+        page_where, page_args = where, list(filter_args)
+        newest_first, limit = True, query.limit
+        if query.starting_after is not None or query.ending_before is not None:
+            after = query.starting_after is not None
+            cursor = query.starting_after if after else query.ending_before
+            parameter = "starting_after" if after else "ending_before"
+            assert cursor is not None
+            created_at, seq = await self.position(scope, cursor, parameter)
+            page_where += f" AND (created_at, seq) {'<' if after else '>'} (?, ?)"
+            page_args += [created_at, seq]
+            # ending_before walks towards newer objects: read them oldest first from the
+            # cursor, then present the page newest first like every other page.
+            newest_first = after
+            limit += 1  # one more than asked tells whether more lie beyond the page
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT c.total, {', '.join('p.' + c for c in self._columns.split(', '))} FROM ({total_sql}) AS c "
+            f"LEFT JOIN (SELECT seq, {self._columns} FROM {self._table} "
+            f"WHERE account_id = ? AND livemode = ?{page_where} "
+            f"ORDER BY created_at {order}, seq {order} LIMIT ? OFFSET ?) AS p ON 1 = 1 "
+            "ORDER BY p.created_at DESC, p.seq DESC"
         )
-        rows = await self.db.fetch_all(self._list, args)
-        total = int(rows[0][0])
-        return Page(rows=[row[1:] for row in rows if row[1] is not None], total=total)
+        args = [
+            *total_args,
+            *_scope_args(scope),
+            *page_args,
+            limit,
+            min(query.offset, MAX_SQL_OFFSET),
+        ]
+        result = await self.db.fetch_all(sql, args)
+        total = int(result[0][0])
+        rows = [row[1:] for row in result if row[1] is not None]
+        if limit == query.limit:  # paging by offset
+            return Page(rows, total, query.offset + len(rows) < total)
+        has_more = len(rows) > query.limit
+        if has_more:
+            rows = rows[:-1] if newest_first else rows[1:]
+        return Page(rows, total, has_more)
+
+
+def _scope_args(scope: Scope) -> tuple[str, bool]:
+    return scope.account_id, scope.livemode

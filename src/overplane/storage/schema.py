@@ -37,12 +37,50 @@ api_keys = sa.Table(
 )
 
 
+#: Equality filters are served by indexes on this many leading characters of a field:
+#: PostgreSQL cannot index whole 1,000-character values (a btree entry holds ~2,700 bytes).
+FILTER_INDEX_PREFIX = 100
+
+#: Unfiltered list totals are sums over an account's counter slots, kept exact by triggers in
+#: the same transaction as each insert and delete. Several slots per account spread
+#: concurrent writers over several rows, so they do not queue on one row lock.
+COUNTER_SLOTS = 16
+
+object_counts = sa.Table(
+    "object_counts",
+    metadata,
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("livemode", sa.Boolean(), primary_key=True),
+    sa.Column("slot", sa.SmallInteger(), primary_key=True),
+    sa.Column("n", sa.BigInteger(), nullable=False),
+)
+
+#: Where deleted objects stood in their list, so a cursor naming one still has a position.
+object_tombstones = sa.Table(
+    "object_tombstones",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("deleted_at", sa.BigInteger(), nullable=False, index=True),
+)
+
+
+def time_column(field_name: str) -> str:
+    """The column holding a time-range field's RFC 3339 value in epoch microseconds."""
+    return f"{field_name}__us"
+
+
 def object_table(resource: Resource) -> sa.Table:
     """The table of one resource: bookkeeping columns, then one column per field.
 
     ``seq`` is a server-side sequence that breaks ties in the list order; the list index
-    ``(account_id, livemode, created_at, seq)`` serves the list order and its count, and every
-    query is scoped by account and mode.
+    ``(account_id, livemode, created_at, seq)`` serves the list order, cursors and
+    ``created_at`` ranges; each filterable field has an index that serves its equality filter
+    in list order; every query is scoped by account and mode.
     """
     table = sa.Table(
         resource.table_name,
@@ -54,14 +92,20 @@ def object_table(resource: Resource) -> sa.Table:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         *(sa.Column(f.name, sa.String(f.max_length), nullable=True) for f in resource.fields),
+        *(
+            sa.Column(time_column(f.name), sa.BigInteger(), nullable=True)
+            for f in resource.time_range_fields
+        ),
     )
-    sa.Index(
-        f"ix_{resource.table_name}_list",
-        table.c.account_id,
-        table.c.livemode,
-        table.c.created_at,
-        table.c.seq,
-    )
+    name = resource.table_name
+    scope = (table.c.account_id, table.c.livemode)
+    sa.Index(f"ix_{name}_list", *scope, table.c.created_at, table.c.seq)
+    sa.Index(f"ix_{name}_updated_at", *scope, table.c.updated_at)
+    for f in resource.filterable_fields:
+        prefix = sa.func.substr(table.c[f.name], 1, FILTER_INDEX_PREFIX)
+        sa.Index(f"ix_{name}_{f.name}", *scope, prefix, table.c.created_at, table.c.seq)
+    for f in resource.time_range_fields:
+        sa.Index(f"ix_{name}_{time_column(f.name)}", *scope, table.c[time_column(f.name)])
     return table
 
 

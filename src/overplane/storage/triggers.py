@@ -1,0 +1,82 @@
+"""Triggers that keep list totals exact and remember where deleted objects stood.
+
+They run inside the transaction of every insert and delete, whoever writes (any server
+process, a bulk loader, a migration), so the counters cannot drift: a crash rolls the counter
+back with the write it counted. The migration that creates an object table calls
+:func:`create_object_triggers` for it. (``TRUNCATE`` bypasses triggers: do not truncate an
+object table outside a test.)
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from overplane.storage.schema import COUNTER_SLOTS
+
+# PostgreSQL: one function serves every object table (it reads the table's name). A random
+# slot per row spreads concurrent writers of one account over COUNTER_SLOTS counter rows.
+POSTGRES_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION overplane_object_written() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
+        VALUES (TG_TABLE_NAME, NEW.account_id, NEW.livemode, floor(random() * {COUNTER_SLOTS})::int, 1)
+        ON CONFLICT (table_name, account_id, livemode, slot)
+        DO UPDATE SET n = object_counts.n + 1;
+        RETURN NEW;
+    END IF;
+    INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
+    VALUES (TG_TABLE_NAME, OLD.account_id, OLD.livemode, floor(random() * {COUNTER_SLOTS})::int, -1)
+    ON CONFLICT (table_name, account_id, livemode, slot)
+    DO UPDATE SET n = object_counts.n - 1;
+    INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)
+    VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq,
+            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+    RETURN OLD;
+END
+$$
+"""
+
+# SQLite has one writer at a time, so one counter row per account and mode is enough.
+_SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+
+def _sqlite_triggers(table: str) -> list[str]:
+    upsert = (
+        "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
+        "VALUES ('{table}', {row}.account_id, {row}.livemode, 0, {delta}) "
+        "ON CONFLICT (table_name, account_id, livemode, slot) DO UPDATE SET n = n + {delta};"
+    )
+    return [
+        f"CREATE TRIGGER {table}_inserted AFTER INSERT ON {table} BEGIN "
+        + upsert.format(table=table, row="NEW", delta=1)
+        + " END",
+        f"CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} BEGIN "
+        + upsert.format(table=table, row="OLD", delta=-1)
+        + " INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)"
+        f" VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq, {_SQLITE_NOW_MS});"
+        " END",
+    ]
+
+
+def create_object_triggers(table: str) -> None:
+    """Create the counting and tombstone triggers of one object table (in a migration)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(POSTGRES_FUNCTION)
+        op.execute(
+            f"CREATE TRIGGER {table}_written AFTER INSERT OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION overplane_object_written()"
+        )
+    else:
+        for statement in _sqlite_triggers(table):
+            op.execute(statement)
+
+
+def drop_object_triggers(table: str) -> None:
+    """Drop what :func:`create_object_triggers` created for ``table``."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_written ON {table}")
+    else:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_inserted")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_deleted")
