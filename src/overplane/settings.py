@@ -67,6 +67,10 @@ class Settings:
     pg_pool_max_size: int = 10
     db_timeout_seconds: float = 10.0
     retry_after_seconds: int = 1
+    idempotency_ttl_hours: int = 24
+    tombstone_ttl_days: int = 30
+    sweep_interval_seconds: int = 300
+    shutdown_timeout_seconds: int = 30
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +137,29 @@ SETTINGS: dict[str, Setting] = {
         "OVERPLANE_RETRY_AFTER_SECONDS",
         _parse_positive_int,
         "The Retry-After value sent with 503 unavailable.",
+    ),
+    "idempotency_ttl_hours": Setting(
+        "OVERPLANE_IDEMPOTENCY_TTL_HOURS",
+        _parse_positive_int,
+        "How long an Idempotency-Key is honoured (replayed) before it is swept; at least 24 "
+        "is what clients expect.",
+    ),
+    "tombstone_ttl_days": Setting(
+        "OVERPLANE_TOMBSTONE_TTL_DAYS",
+        _parse_positive_int,
+        "How long a deleted object's list position is kept, so that a cursor naming it "
+        "(starting_after, ending_before) still works.",
+    ),
+    "sweep_interval_seconds": Setting(
+        "OVERPLANE_SWEEP_INTERVAL_SECONDS",
+        _parse_positive_int,
+        "How often each server process deletes expired idempotency keys and tombstones.",
+    ),
+    "shutdown_timeout_seconds": Setting(
+        "OVERPLANE_SHUTDOWN_TIMEOUT_SECONDS",
+        _parse_positive_int,
+        "On SIGTERM, how long the server waits for requests in flight to finish before it "
+        "closes their connections.",
     ),
 }
 

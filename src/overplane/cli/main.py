@@ -113,6 +113,7 @@ def serve(
         access_log=False,
         lifespan="on",
         log_level="info",
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 

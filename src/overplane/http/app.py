@@ -9,6 +9,8 @@ even whether a route exists. Any exception below is turned into the contract's e
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -21,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from overplane.auth.keys import authenticate
 from overplane.declarations import RESOURCES
-from overplane.http import access_log, openapi
+from overplane.http import access_log, idempotency, openapi
 from overplane.http.errors import (
     APIError,
     AuthenticationFailed,
@@ -29,13 +31,14 @@ from overplane.http.errors import (
     MethodNotAllowed,
     RouteMissing,
     Unavailable,
-    error_body,
+    error_response,
 )
 from overplane.http.rendering import encode
-from overplane.http.routes import JSON, Stores, resource_routes
+from overplane.http.routes import JSON, Services, resource_routes
 from overplane.settings import Settings
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
 from overplane.storage.ids import new_random_token
+from overplane.storage.objects import now_ms
 
 logger = logging.getLogger("overplane.errors")
 
@@ -55,7 +58,7 @@ class OverplaneApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db: Database | None = None
-        self.stores = Stores()
+        self.sweeper: asyncio.Task[None] | None = None
         self.openapi_document = encode(openapi.document())
         routes: list[Route] = [
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -63,21 +66,54 @@ class OverplaneApp:
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
             Route("/docs", self.docs, methods=["GET"]),
         ]
+        services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
         for resource in RESOURCES:
-            routes += resource_routes(resource, self.stores)
+            routes += resource_routes(resource, services)
         self.router = Router(routes=routes, redirect_slashes=False)
         self.log_access = access_log.configure(settings.access_log)
 
+    @property
+    def idempotency_ttl_ms(self) -> int:
+        """How long an idempotency key is honoured."""
+        return self.settings.idempotency_ttl_hours * 3_600_000
+
+    def database(self) -> Database:
+        """The open database (the lifespan opens it before the first request)."""
+        if self.db is None:
+            raise Unavailable(self.settings.retry_after_seconds)
+        return self.db
+
     async def open(self, db: Database | None = None) -> None:
-        """Connect to the database (or adopt ``db``); the lifespan calls this at start."""
+        """Connect to the database (or adopt ``db``) and start the sweeper; run at start."""
         self.db = db or await open_database(self.settings)
-        self.stores.open(RESOURCES, self.db)
+        self.sweeper = asyncio.create_task(self.sweep_forever())
 
     async def close(self) -> None:
-        """Release the database; the lifespan calls this at shutdown."""
+        """Stop the sweeper and release the database; run at shutdown."""
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
+            self.sweeper = None
         if self.db is not None:
             await self.db.close()
             self.db = None
+
+    async def sweep(self) -> None:
+        """Forget expired idempotency keys and cursor tombstones (any process may do it)."""
+        db = self.database()
+        await idempotency.sweep(db, self.idempotency_ttl_ms)
+        horizon = now_ms() - self.settings.tombstone_ttl_days * 86_400_000
+        await db.execute("DELETE FROM object_tombstones WHERE deleted_at <= ?", (horizon,))
+
+    async def sweep_forever(self) -> None:
+        """Sweep every ``sweep_interval_seconds``; an unavailable database waits for the next."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            try:
+                await self.sweep()
+            except (DatabaseUnavailable, Unavailable) as exc:
+                logger.warning("sweep skipped: %s", exc)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -107,17 +143,18 @@ class OverplaneApp:
         request_id = "req_" + new_random_token(12)
         status = 500
         response_started = False
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"request_id": request_id}
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (b"request-id", request_id.encode()),
-                ]
+                headers = list(message.get("headers", ()))
+                # A replayed idempotent response already carries its first request's id.
+                if not any(name == b"request-id" for name, _ in headers):
+                    headers.append((b"request-id", request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
         path: str = scope["path"]
@@ -131,18 +168,17 @@ class OverplaneApp:
         except Exception as exc:
             if response_started:  # too late for an error body; the server closes the stream
                 raise
-            error = self.as_api_error(exc, request_id, scope)
+            error_status, headers, body = error_response(
+                self.as_api_error(exc, request_id, scope), request_id
+            )
             await send_with_request_id(
                 {
                     "type": "http.response.start",
-                    "status": error.status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-                    ],
+                    "status": error_status,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
                 }
             )
-            await send({"type": "http.response.body", "body": error_body(error, request_id)})
+            await send({"type": "http.response.body", "body": body})
         finally:
             principal = state.get("principal")
             self.log_access(
@@ -166,8 +202,7 @@ class OverplaneApp:
             raise AuthenticationFailed(
                 "Send the API key as Authorization: Bearer <secret key>.", code="api_key_invalid"
             )
-        assert self.db is not None
-        principal = await authenticate(self.db, token)
+        principal = await authenticate(self.database(), token)
         if principal is None:
             raise AuthenticationFailed("Invalid API key provided.", code="api_key_invalid")
         return principal

@@ -12,8 +12,11 @@
     ├── ResourceMissing             404 resource_missing
     ├── RouteMissing                404 route_missing
     ├── MethodNotAllowed            405 method_not_allowed, with Allow
+    ├── IdempotencyKeyInUse         409 idempotency_error idempotency_key_in_use
+    ├── PreconditionFailed          412 precondition_failed
     ├── BodyTooLarge                413 body_too_large
     ├── ContentTypeUnsupported      415 content_type_unsupported
+    ├── IdempotencyKeyReused        422 idempotency_error idempotency_key_reused
     ├── Unavailable                 503 api_error unavailable, with Retry-After
     └── InternalError               500 api_error internal_error
 
@@ -104,6 +107,24 @@ class MethodNotAllowed(APIError):
         )
 
 
+class IdempotencyKeyInUse(APIError):
+    status = 409
+    type = "idempotency_error"
+    code = "idempotency_key_in_use"
+
+
+class PreconditionFailed(APIError):
+    status = 412
+    type = "invalid_request_error"
+    code = "precondition_failed"
+
+
+class IdempotencyKeyReused(APIError):
+    status = 422
+    type = "idempotency_error"
+    code = "idempotency_key_reused"
+
+
 class BodyTooLarge(APIError):
     status = 413
     type = "invalid_request_error"
@@ -146,11 +167,20 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
     (404, "invalid_request_error", "resource_missing"),
     (404, "invalid_request_error", "route_missing"),
     (405, "invalid_request_error", "method_not_allowed"),
+    (409, "idempotency_error", "idempotency_key_in_use"),
+    (412, "invalid_request_error", "precondition_failed"),
     (413, "invalid_request_error", "body_too_large"),
     (415, "invalid_request_error", "content_type_unsupported"),
+    (422, "idempotency_error", "idempotency_key_reused"),
     (500, "api_error", "internal_error"),
     (503, "api_error", "unavailable"),
 )
+
+
+def error_response(error: APIError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of the response for ``error``: the only place errors render."""
+    headers = [("content-type", "application/json"), *error.headers.items()]
+    return error.status, headers, error_body(error, request_id)
 
 
 def error_body(error: APIError, request_id: str) -> bytes:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,10 +32,8 @@ class DatabaseUnavailable(Exception):
     """The database did not answer in time, or refused the connection."""
 
 
-class Database(ABC):
-    """A connection (pool) to one database, with the three calls the project needs."""
-
-    dialect: str
+class Executor(ABC):
+    """Runs statements: the database's pool, or one connection inside a transaction."""
 
     @abstractmethod
     async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
@@ -46,6 +46,27 @@ class Database(ABC):
     @abstractmethod
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
         """Run one statement that returns nothing."""
+
+
+class Transaction(Executor):
+    """Statements that commit together, or not at all."""
+
+    @abstractmethod
+    async def try_lock(self, key: str) -> bool:
+        """Take a lock on ``key`` until the transaction ends; False if someone else holds it.
+
+        Taking it never waits, so a caller can tell "in use" from "done".
+        """
+
+
+class Database(Executor):
+    """A connection (pool) to one database."""
+
+    dialect: str
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction: committed when the block ends normally, rolled back on an exception."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -86,9 +107,13 @@ class SQLiteDatabase(Database):
     """One sqlite3 connection in autocommit mode, called directly on the event loop.
 
     A point query takes microseconds, far less than handing it to a thread would cost. Each
-    statement commits on its own; statements that must see one snapshot are written as one
-    statement. WAL mode lets readers proceed while another process writes; ``busy_timeout``
-    makes a writer wait for another process's lock instead of failing at once.
+    statement outside a transaction commits on its own. WAL mode lets readers proceed while
+    another process writes; ``busy_timeout`` makes a writer wait for another process's lock
+    instead of failing at once.
+
+    The connection is shared by every request of the process, so a transaction holds
+    ``_transaction_lock``: statements of other requests wait for it rather than slip into
+    the open transaction.
     """
 
     dialect = "sqlite"
@@ -105,31 +130,76 @@ class SQLiteDatabase(Database):
         # last transactions may roll back, but the file never corrupts (docs/deployment.md).
         self._connection.execute("PRAGMA synchronous = NORMAL")
         self._connection.execute("PRAGMA foreign_keys = ON")
+        self._transaction_lock = asyncio.Lock()
 
-    async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+    def run(self, sql: str, args: Sequence[Any], rows: int | None) -> list[Row]:
+        """Run one statement now; return up to ``rows`` rows (all if None)."""
         try:
             cursor = self._connection.execute(sql, args)
-            row: Row | None = cursor.fetchone()
-            # A RETURNING statement commits only once its cursor is exhausted.
+            result: list[Row] = cursor.fetchall() if rows is None else cursor.fetchmany(rows)
+            # A RETURNING statement completes (and so commits) only once fully read.
             cursor.fetchall()
-            return row
+            return result
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
+
+    async def _run_outside_transactions(
+        self, sql: str, args: Sequence[Any], rows: int | None
+    ) -> list[Row]:
+        if self._transaction_lock.locked():
+            async with self._transaction_lock:
+                return self.run(sql, args, rows)
+        return self.run(sql, args, rows)
+
+    async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        result = await self._run_outside_transactions(sql, args, 1)
+        return result[0] if result else None
 
     async def fetch_all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        try:
-            return self._connection.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
+        return await self._run_outside_transactions(sql, args, None)
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
-        try:
-            self._connection.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
+        await self._run_outside_transactions(sql, args, 0)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._transaction_lock:
+            # IMMEDIATE takes the write lock now (waiting up to busy_timeout for another
+            # process), so the transaction cannot fail later on a lock upgrade.
+            self.run("BEGIN IMMEDIATE", (), 0)
+            try:
+                yield _SQLiteTransaction(self)
+            except BaseException:
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                raise
+            try:
+                self.run("COMMIT", (), 0)
+            finally:
+                if self._connection.in_transaction:  # the COMMIT failed: leave nothing open
+                    self._connection.execute("ROLLBACK")
 
     async def close(self) -> None:
         self._connection.close()
+
+
+class _SQLiteTransaction(Transaction):
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+
+    async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        result = self._db.run(sql, args, 1)
+        return result[0] if result else None
+
+    async def fetch_all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return self._db.run(sql, args, None)
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self._db.run(sql, args, 0)
+
+    async def try_lock(self, key: str) -> bool:
+        # BEGIN IMMEDIATE already made this the only writing transaction on the file.
+        return True
 
 
 _POSTGRES_DOWN = (
@@ -144,61 +214,105 @@ _POSTGRES_DOWN = (
 )
 
 
+@lru_cache(maxsize=4096)
+def postgres_sql(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders numbered for PostgreSQL: ``$1``, ``$2``, …"""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+
+@contextmanager
+def _postgres_errors() -> Iterator[None]:
+    try:
+        yield
+    except _POSTGRES_DOWN as exc:
+        raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+class _PostgresTransaction(Transaction):
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        with _postgres_errors():
+            row: Row | None = await self._connection.fetchrow(postgres_sql(sql), *args)
+            return row
+
+    async def fetch_all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        with _postgres_errors():
+            rows: list[Row] = await self._connection.fetch(postgres_sql(sql), *args)
+            return rows
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        with _postgres_errors():
+            await self._connection.execute(postgres_sql(sql), *args)
+
+    async def try_lock(self, key: str) -> bool:
+        # A transaction-scoped advisory lock: released at commit or rollback, and safe behind
+        # a transaction-pooling PgBouncer (no session state survives the transaction).
+        with _postgres_errors():
+            taken = await self._connection.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", key
+            )
+            return bool(taken)
+
+
 class PostgresDatabase(Database):
-    """An asyncpg connection pool."""
+    """An asyncpg connection pool.
+
+    When PostgreSQL goes away, calls fail fast with :class:`DatabaseUnavailable` (503); the
+    pool replaces broken connections on later calls, so the server recovers by itself when
+    the database returns.
+    """
 
     dialect = "postgresql"
 
     def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
-        self._translated: dict[str, str] = {}
 
     @classmethod
     async def connect(cls, url: str, settings: Settings) -> PostgresDatabase:
-        """Open a pool; raise :class:`DatabaseUnavailable` if the server cannot be reached."""
+        """Open a pool. If PostgreSQL cannot be reached yet, open it empty, so the server
+        starts, answers 503 until the database is back, and then recovers on its own."""
+        options: dict[str, Any] = {
+            "dsn": url.replace("postgres://", "postgresql://", 1),
+            "max_size": max(settings.pg_pool_max_size, settings.pg_pool_min_size),
+            "command_timeout": settings.db_timeout_seconds,
+            "timeout": settings.db_timeout_seconds,
+        }
         try:
-            pool = await asyncpg.create_pool(
-                url.replace("postgres://", "postgresql://", 1),
-                min_size=settings.pg_pool_min_size,
-                max_size=max(settings.pg_pool_max_size, settings.pg_pool_min_size),
-                command_timeout=settings.db_timeout_seconds,
-                timeout=settings.db_timeout_seconds,
-            )
-        except _POSTGRES_DOWN as exc:
-            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+            pool = await asyncpg.create_pool(min_size=settings.pg_pool_min_size, **options)
+        except _POSTGRES_DOWN:
+            pool = await asyncpg.create_pool(min_size=0, **options)
         return cls(pool, settings.db_timeout_seconds)
 
-    def _sql(self, sql: str) -> str:
-        translated = self._translated.get(sql)
-        if translated is None:
-            parts = sql.split("?")
-            translated = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
-            self._translated[sql] = translated
-        return translated
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        with _postgres_errors():
+            async with self._pool.acquire(timeout=self._timeout) as connection:
+                yield connection
 
     async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        try:
-            async with self._pool.acquire(timeout=self._timeout) as connection:
-                row: Row | None = await connection.fetchrow(self._sql(sql), *args)
-                return row
-        except _POSTGRES_DOWN as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
+        async with self._connection() as connection:
+            row: Row | None = await connection.fetchrow(postgres_sql(sql), *args)
+            return row
 
     async def fetch_all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        try:
-            async with self._pool.acquire(timeout=self._timeout) as connection:
-                rows: list[Row] = await connection.fetch(self._sql(sql), *args)
-                return rows
-        except _POSTGRES_DOWN as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
+        async with self._connection() as connection:
+            rows: list[Row] = await connection.fetch(postgres_sql(sql), *args)
+            return rows
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
-        try:
-            async with self._pool.acquire(timeout=self._timeout) as connection:
-                await connection.execute(self._sql(sql), *args)
-        except _POSTGRES_DOWN as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
+        async with self._connection() as connection:
+            await connection.execute(postgres_sql(sql), *args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._connection() as connection:
+            with _postgres_errors():
+                async with connection.transaction():
+                    yield _PostgresTransaction(connection)
 
     async def close(self) -> None:
         await self._pool.close()

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from overplane.declarations import Resource
 from overplane.rfc3339 import parse_ns
-from overplane.storage.database import Database, Row
+from overplane.storage.database import Executor, Row
 from overplane.storage.ids import could_be_object_id, new_object_id
 from overplane.storage.schema import FILTER_INDEX_PREFIX, time_column
 
@@ -120,9 +120,8 @@ def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
 class ObjectStore:
     """The SQL of one resource's table and the calls that run it."""
 
-    def __init__(self, resource: Resource, db: Database) -> None:
+    def __init__(self, resource: Resource) -> None:
         self.resource = resource
-        self.db = db
         table = resource.table_name
         self._table = table
         self._field_names = tuple(f.name for f in resource.fields)
@@ -146,37 +145,47 @@ class ObjectStore:
         )
         self._update_sql = lru_cache(maxsize=1024)(self._build_update)
 
-    def _build_update(self, names: tuple[str, ...]) -> str:
+    def _build_update(self, names: tuple[str, ...], versions: int) -> str:
         # updated_at moves strictly forward, even for two updates in one millisecond.
         assignments = "".join(f"{name} = ?, " for name in names)
         return (
             f"UPDATE {self._table} SET {assignments}"
             "updated_at = CASE WHEN ? > updated_at THEN ? ELSE updated_at + 1 END "
-            f"WHERE id = ? AND account_id = ? AND livemode = ? RETURNING {self._columns}"
+            f"WHERE id = ? AND account_id = ? AND livemode = ?{_versions_sql(versions)} "
+            f"RETURNING {self._columns}"
         )
 
-    async def create(self, scope: Scope, values: Mapping[str, str | None]) -> Row:
+    async def create(self, db: Executor, scope: Scope, values: Mapping[str, str | None]) -> Row:
         """Insert a new object with ``values`` (validated field values) and return its row."""
         object_id = new_object_id(self.resource.id_prefix)
         stamp = now_ms()
         field_values = tuple(values.get(name) for name in self._field_names)
         times = tuple(time_us(values.get(name)) for name in self._time_fields)
-        await self.db.execute(
+        await db.execute(
             self._insert,
             (object_id, scope.account_id, scope.livemode, stamp, stamp, *field_values, *times),
         )
         return (object_id, stamp, stamp, *field_values)
 
-    async def retrieve(self, scope: Scope, object_id: str) -> Row | None:
+    async def retrieve(self, db: Executor, scope: Scope, object_id: str) -> Row | None:
         """The object's row, or None if this scope has no object with that id."""
         if not could_be_object_id(self.resource.id_prefix, object_id):
             return None
-        return await self.db.fetch_one(self._select, (object_id, scope.account_id, scope.livemode))
+        return await db.fetch_one(self._select, (object_id, scope.account_id, scope.livemode))
 
     async def update(
-        self, scope: Scope, object_id: str, values: Mapping[str, str | None]
+        self,
+        db: Executor,
+        scope: Scope,
+        object_id: str,
+        values: Mapping[str, str | None],
+        versions: tuple[int, ...] | None = None,
     ) -> Row | None:
-        """Set ``values`` on the object and return its new row, or None if it does not exist."""
+        """Set ``values`` on the object and return its new row.
+
+        None if the object does not exist, or (with ``versions``, from If-Match) if its
+        current version is not one of them: the caller tells the two apart.
+        """
         if not could_be_object_id(self.resource.id_prefix, object_id):
             return None
         names = tuple(name for name in self._field_names if name in values)
@@ -184,29 +193,35 @@ class ObjectStore:
         time_names = tuple(name for name in self._time_fields if name in values)
         args += [time_us(values[name]) for name in time_names]
         stamp = now_ms()
-        args += [stamp, stamp, object_id, scope.account_id, scope.livemode]
-        return await self.db.fetch_one(
-            self._update_sql(names + tuple(time_column(name) for name in time_names)), args
-        )
+        args += [stamp, stamp, object_id, scope.account_id, scope.livemode, *(versions or ())]
+        columns = names + tuple(time_column(name) for name in time_names)
+        return await db.fetch_one(self._update_sql(columns, len(versions or ())), args)
 
-    async def delete(self, scope: Scope, object_id: str) -> bool:
-        """Delete the object; False if this scope has no object with that id."""
+    async def delete(
+        self, db: Executor, scope: Scope, object_id: str, versions: tuple[int, ...] | None = None
+    ) -> bool:
+        """Delete the object; False if it does not exist or (with ``versions``) has moved on."""
         if not could_be_object_id(self.resource.id_prefix, object_id):
             return False
-        row = await self.db.fetch_one(self._delete, (object_id, scope.account_id, scope.livemode))
+        sql = self._delete.replace(" RETURNING", f"{_versions_sql(len(versions or ()))} RETURNING")
+        row = await db.fetch_one(
+            sql, (object_id, scope.account_id, scope.livemode, *(versions or ()))
+        )
         return row is not None
 
-    async def position(self, scope: Scope, object_id: str, parameter: str) -> tuple[int, int]:
+    async def position(
+        self, db: Executor, scope: Scope, object_id: str, parameter: str
+    ) -> tuple[int, int]:
         """Where an object stands (or stood, if deleted) in the list: ``(created_at, seq)``."""
         if could_be_object_id(self.resource.id_prefix, object_id):
-            row = await self.db.fetch_one(
+            row = await db.fetch_one(
                 self._position, (object_id, *_scope_args(scope), object_id, *_scope_args(scope))
             )
             if row is not None:
                 return int(row[0]), int(row[1])
         raise CursorNotFound(parameter)
 
-    async def list(self, scope: Scope, query: ListQuery) -> Page:
+    async def list(self, db: Executor, scope: Scope, query: ListQuery) -> Page:
         """A page of the objects in ``scope`` that meet the query's conditions, newest first.
 
         The page and the total are read by one statement, so they agree with each other.
@@ -227,7 +242,7 @@ class ObjectStore:
             cursor = query.starting_after if after else query.ending_before
             parameter = "starting_after" if after else "ending_before"
             assert cursor is not None
-            created_at, seq = await self.position(scope, cursor, parameter)
+            created_at, seq = await self.position(db, scope, cursor, parameter)
             page_where += f" AND (created_at, seq) {'<' if after else '>'} (?, ?)"
             page_args += [created_at, seq]
             # ending_before walks towards newer objects: read them oldest first from the
@@ -249,7 +264,7 @@ class ObjectStore:
             limit,
             min(query.offset, MAX_SQL_OFFSET),
         ]
-        result = await self.db.fetch_all(sql, args)
+        result = await db.fetch_all(sql, args)
         total = int(result[0][0])
         rows = [row[1:] for row in result if row[1] is not None]
         if limit == query.limit:  # paging by offset
@@ -258,6 +273,13 @@ class ObjectStore:
         if has_more:
             rows = rows[:-1] if newest_first else rows[1:]
         return Page(rows, total, has_more)
+
+
+def _versions_sql(count: int) -> str:
+    """The If-Match condition: the object's version (its updated_at) is one of ``count``."""
+    if not count:
+        return ""
+    return f" AND updated_at IN ({', '.join('?' * count)})"
 
 
 def _scope_args(scope: Scope) -> tuple[str, bool]:

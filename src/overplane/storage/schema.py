@@ -69,6 +69,23 @@ object_tombstones = sa.Table(
 )
 
 
+#: The response of each write sent with an Idempotency-Key, for replay (see http/idempotency.py).
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("livemode", sa.Boolean(), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("path", sa.Text(), nullable=False),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("headers", sa.Text(), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False, index=True),
+)
+
+
 def time_column(field_name: str) -> str:
     """The column holding a time-range field's RFC 3339 value in epoch microseconds."""
     return f"{field_name}__us"
