@@ -31,6 +31,7 @@ from overplane.declarations import RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
+from servers import ServerLauncher
 
 POSTGRES_ENV = "OVERPLANE_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgres"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
@@ -160,3 +161,26 @@ def valid_body(resource: Resource, **overrides: str | None) -> dict[str, str | N
 def tmp_sqlite_url(tmp_path: Path) -> str:
     """A SQLite URL in a fresh directory (not migrated)."""
     return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database of this test's own on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'served.sqlite3'}"
+        return
+    admin_url = os.environ[POSTGRES_ENV]
+    name = f"overplane_fresh_{secrets.token_hex(6)}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database_name(admin_url, name)
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[ServerLauncher]:
+    """Starts ``overplane serve`` processes (see ``servers.py``); stops them after the test."""
+    launcher = ServerLauncher(tmp_path)
+    yield launcher
+    launcher.stop_all()

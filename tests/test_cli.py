@@ -7,126 +7,23 @@ it, revoke stops it at once); the published pages' curl flow; the access log; ``
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import secrets
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import httpx
-import pytest
 
-from conftest import BACKENDS, POSTGRES_ENV, _admin, with_database_name
+from servers import ServerLauncher, run_cli
 
-OVERPLANE = [sys.executable, "-m", "overplane.cli.main"]
 APPOINTMENT_CURL_BODY = (
     '{"customer_name":"customer_name_example","scheduled_time":"scheduled_time_example",'
     '"status":"draft","customer_email":"[email\xa0protected]"}'
 )
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty, unmigrated database of this test's own on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-        return
-    admin_url = os.environ[POSTGRES_ENV]
-    name = f"overplane_cli_{secrets.token_hex(6)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database_name(admin_url, name)
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run one ``overplane`` command to completion."""
-    environ = {**os.environ, "OVERPLANE_DATABASE_URL": database_url, **env}
-    return subprocess.run(
-        [*OVERPLANE, *args], env=environ, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-@dataclass
-class RunningServer:
-    """An ``overplane serve`` process and what it printed."""
-
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path
-    printed: str = ""
-
-    def stdout_lines(self) -> list[str]:
-        """What the server printed on standard output before it started serving."""
-        return [line for line in self.printed.splitlines() if line.strip()]
-
-    def log(self) -> str:
-        """Everything the server wrote to standard error so far."""
-        return self.log_path.read_text()
-
-
-class StartServer(Protocol):
-    """Starts ``overplane serve`` on a database, with extra environment variables."""
-
-    def __call__(self, database_url: str, *args: str, **env: str) -> RunningServer: ...
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """A function that starts ``overplane serve`` and waits until it answers /healthz."""
-    started: list[RunningServer] = []
-
-    def start(database_url: str, *args: str, **env: str) -> RunningServer:
-        port = free_port()
-        log_path = tmp_path / f"server-{port}.log"
-        out_path = tmp_path / f"server-{port}.out"
-        environ = {**os.environ, "OVERPLANE_DATABASE_URL": database_url, **env}
-        process = subprocess.Popen(
-            [*OVERPLANE, "serve", "--port", str(port), *args],
-            env=environ,
-            stdout=out_path.open("w"),
-            stderr=log_path.open("w"),
-            text=True,
-        )
-        server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
-        started.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited early: {log_path.read_text()}")
-            try:
-                if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                    server.printed = out_path.read_text()
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"serve did not answer in 30 s: {log_path.read_text()}")
-
-    yield start
-    for server in started:
-        server.process.terminate()
-        server.process.wait(timeout=15)
-
-
 def test_new_installation_prints_a_working_key_once(
-    fresh_database_url: str, start_server: StartServer
+    fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """An empty database: serve creates the default account and a test key and prints it."""
     server = start_server(fresh_database_url)
@@ -144,7 +41,7 @@ def test_new_installation_prints_a_working_key_once(
 
 
 def test_published_curl_flow_with_the_bootstrap_key(
-    fresh_database_url: str, start_server: StartServer
+    fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """The README's promise: create, list, update and delete with a key known in advance."""
     key = "sk_test_" + secrets.token_hex(16)
@@ -185,7 +82,7 @@ def test_bad_bootstrap_key_refuses_to_start(fresh_database_url: str) -> None:
 
 
 def test_key_management_against_a_running_server(
-    fresh_database_url: str, start_server: StartServer
+    fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """keys create prints the secret last; list masks it; revoke stops it on the next request."""
     assert run_cli(fresh_database_url, "accounts", "create", "acme").returncode == 0
@@ -225,7 +122,7 @@ def test_key_management_against_a_running_server(
 
 
 def test_access_log_has_one_line_per_request_and_never_the_key(
-    fresh_database_url: str, start_server: StartServer
+    fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """Access log: method, path, status, duration, request id, account id; no key."""
     key = "sk_test_" + secrets.token_hex(16)

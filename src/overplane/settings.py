@@ -66,6 +66,7 @@ class Settings:
     pg_pool_min_size: int = 1
     pg_pool_max_size: int = 10
     db_timeout_seconds: float = 10.0
+    pg_statement_cache_size: int = 100
     retry_after_seconds: int = 1
     idempotency_ttl_hours: int = 24
     tombstone_ttl_days: int = 30
@@ -126,6 +127,12 @@ SETTINGS: dict[str, Setting] = {
         "OVERPLANE_PG_POOL_MAX_SIZE",
         _parse_positive_int,
         "The most PostgreSQL connections one server process opens.",
+    ),
+    "pg_statement_cache_size": Setting(
+        "OVERPLANE_PG_STATEMENT_CACHE_SIZE",
+        int,
+        "Prepared statements asyncpg keeps per connection; 0 behind a PgBouncer in "
+        "transaction mode older than 1.21 (which cannot route prepared statements).",
     ),
     "db_timeout_seconds": Setting(
         "OVERPLANE_DB_TIMEOUT_SECONDS",

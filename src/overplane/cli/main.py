@@ -8,8 +8,10 @@ refuses to start on an outdated schema instead, for deploys that migrate as a se
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Annotated, TypeVar
 
 import typer
@@ -75,6 +77,17 @@ def timestamp(epoch_ms: int | None) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """Handle SIGTERM by exiting with status 0.
+
+    uvicorn catches SIGTERM itself while it serves and shuts down gracefully; afterwards it
+    raises the signal again against the handler that was in place before it started. With
+    the default handler the process would then die "killed by SIGTERM" (status 143), which
+    supervisors report as a failure although every request was drained.
+    """
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -102,6 +115,7 @@ def serve(
     if new_secret:
         print("Created the default account and a test key. It is shown only this once:")
         print(new_secret, flush=True)
+    signal.signal(signal.SIGTERM, exit_cleanly)  # a drained shutdown exits 0, not 143
     uvicorn.run(
         "overplane.http.app:create_app",
         factory=True,

@@ -280,6 +280,7 @@ class PostgresDatabase(Database):
             "max_size": max(settings.pg_pool_max_size, settings.pg_pool_min_size),
             "command_timeout": settings.db_timeout_seconds,
             "timeout": settings.db_timeout_seconds,
+            "statement_cache_size": settings.pg_statement_cache_size,
         }
         try:
             pool = await asyncpg.create_pool(min_size=settings.pg_pool_min_size, **options)

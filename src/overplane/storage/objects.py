@@ -129,9 +129,11 @@ class ObjectStore:
         self._columns = ", ".join(("id", "created_at", "updated_at", *self._field_names))
         scoped = "account_id = ? AND livemode = ?"
         inserted = ("id", "account_id", "livemode", "created_at", "updated_at", *self._field_names)
-        inserted += tuple(time_column(name) for name in self._time_fields)
-        self._insert = (
-            f"INSERT INTO {table} ({', '.join(inserted)}) VALUES ({', '.join('?' * len(inserted))})"
+        #: The columns a new row fills, in the order of :attr:`insert_sql`'s placeholders.
+        self.insert_columns = inserted + tuple(time_column(name) for name in self._time_fields)
+        self.insert_sql = (
+            f"INSERT INTO {table} ({', '.join(self.insert_columns)}) "
+            f"VALUES ({', '.join('?' * len(self.insert_columns))})"
         )
         self._select = f"SELECT {self._columns} FROM {table} WHERE id = ? AND {scoped}"
         self._delete = f"DELETE FROM {table} WHERE id = ? AND {scoped} RETURNING id"
@@ -162,7 +164,7 @@ class ObjectStore:
         field_values = tuple(values.get(name) for name in self._field_names)
         times = tuple(time_us(values.get(name)) for name in self._time_fields)
         await db.execute(
-            self._insert,
+            self.insert_sql,
             (object_id, scope.account_id, scope.livemode, stamp, stamp, *field_values, *times),
         )
         return (object_id, stamp, stamp, *field_values)

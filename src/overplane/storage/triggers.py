@@ -60,23 +60,31 @@ def _sqlite_triggers(table: str) -> list[str]:
     ]
 
 
-def create_object_triggers(table: str) -> None:
-    """Create the counting and tombstone triggers of one object table (in a migration)."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(POSTGRES_FUNCTION)
-        op.execute(
+def create_statements(table: str, dialect: str) -> list[str]:
+    """The DDL that installs the counting and tombstone triggers of one object table."""
+    if dialect == "postgresql":
+        return [
+            POSTGRES_FUNCTION,
             f"CREATE TRIGGER {table}_written AFTER INSERT OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION overplane_object_written()"
-        )
-    else:
-        for statement in _sqlite_triggers(table):
-            op.execute(statement)
+            "FOR EACH ROW EXECUTE FUNCTION overplane_object_written()",
+        ]
+    return _sqlite_triggers(table)
+
+
+def drop_statements(table: str, dialect: str) -> list[str]:
+    """The DDL that removes what :func:`create_statements` installed for ``table``."""
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {table}_written ON {table}"]
+    return [f"DROP TRIGGER IF EXISTS {table}_inserted", f"DROP TRIGGER IF EXISTS {table}_deleted"]
+
+
+def create_object_triggers(table: str) -> None:
+    """Create the triggers of one object table (in a migration)."""
+    for statement in create_statements(table, op.get_bind().dialect.name):
+        op.execute(statement)
 
 
 def drop_object_triggers(table: str) -> None:
-    """Drop what :func:`create_object_triggers` created for ``table``."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_written ON {table}")
-    else:
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_inserted")
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_deleted")
+    """Drop the triggers of one object table (in a migration)."""
+    for statement in drop_statements(table, op.get_bind().dialect.name):
+        op.execute(statement)
