@@ -31,6 +31,26 @@ def new_object_id(prefix: str) -> str:
     return prefix + encode_base62((lead << RANDOM_BITS) | secrets.randbits(RANDOM_BITS), _WIDTH)
 
 
+#: The width of the ``id`` column; no id is longer.
+MAX_ID_LENGTH = 64
+
+
+def could_be_object_id(prefix: str, candidate: str) -> bool:
+    """Whether ``candidate`` has the shape of an id with ``prefix`` (if not, nothing has it).
+
+    Looking an id up only when it could exist keeps arbitrary path text away from SQL:
+    PostgreSQL rejects a NUL in a text parameter with an error, where the client must simply
+    get 404.
+    """
+    rest = candidate.removeprefix(prefix)
+    return (
+        rest != candidate
+        and len(candidate) <= MAX_ID_LENGTH
+        and rest.isascii()
+        and rest.isalnum()  # on ASCII text: exactly the base-62 alphabet
+    )
+
+
 def new_random_token(nbytes: int = 32) -> str:
     """A URL-safe random token of ``nbytes`` bytes from the CSPRNG, in base 62."""
     width = math.ceil(nbytes * 8 / math.log2(62))

@@ -14,7 +14,7 @@ from typing import Any
 
 from overplane.declarations import Resource
 from overplane.storage.database import Database, Row
-from overplane.storage.ids import new_object_id
+from overplane.storage.ids import could_be_object_id, new_object_id
 
 #: Beyond this an offset cannot match a row, and larger numbers overflow SQL integers.
 MAX_SQL_OFFSET = 2**62
@@ -94,12 +94,16 @@ class ObjectStore:
 
     async def retrieve(self, scope: Scope, object_id: str) -> Row | None:
         """The object's row, or None if this scope has no object with that id."""
+        if not could_be_object_id(self.resource.id_prefix, object_id):
+            return None
         return await self.db.fetch_one(self._select, (object_id, scope.account_id, scope.livemode))
 
     async def update(
         self, scope: Scope, object_id: str, values: Mapping[str, str | None]
     ) -> Row | None:
         """Set ``values`` on the object and return its new row, or None if it does not exist."""
+        if not could_be_object_id(self.resource.id_prefix, object_id):
+            return None
         names = tuple(name for name in self._field_names if name in values)
         stamp = now_ms()
         args: list[Any] = [values[name] for name in names]
@@ -108,6 +112,8 @@ class ObjectStore:
 
     async def delete(self, scope: Scope, object_id: str) -> bool:
         """Delete the object; False if this scope has no object with that id."""
+        if not could_be_object_id(self.resource.id_prefix, object_id):
+            return False
         row = await self.db.fetch_one(self._delete, (object_id, scope.account_id, scope.livemode))
         return row is not None
 
