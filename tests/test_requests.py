@@ -440,7 +440,7 @@ def test_huge_offset_gives_empty_page(api: Caller, resource: Resource, offset: i
     assert response.json() == {"data": [], "has_more": False, "total": 1}
 
 
-@pytest.mark.parametrize("name", ["foo", "starting_after", "Limit", "page", "api_key"])
+@pytest.mark.parametrize("name", ["foo", "starting_before", "Limit", "page", "api_key"])
 def test_unknown_query_parameter_on_list_is_400(api: Caller, resource: Resource, name: str) -> None:
     """A query parameter the list does not take is 400 parameter_unknown naming it."""
     response = api.get(resource.path, params={name: "1", "limit": "5"})
