@@ -162,7 +162,8 @@ class OverplaneApp:
             path = path.rstrip("/") or "/"
         scope = {**scope, "path": path, "app": self, "state": state}
         try:
-            if path.startswith("/api/"):
+            # "/api/" is folded to "/api" above, and it is an /api path like any other.
+            if path == "/api" or path.startswith("/api/"):
                 state["principal"] = await self.authenticate(scope)
             await self.router(scope, receive, send_with_request_id)
         except Exception as exc:

@@ -9,6 +9,7 @@ rather than through a generated msgspec Struct because the contract distinguishe
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -26,7 +27,9 @@ from overplane.http.errors import (
 #: The contract's cap on a request body.
 MAX_BODY_BYTES = 1_048_576
 
-_decoder = msgspec.json.Decoder()
+#: Floats decode as Decimal, so that a number too large for a float (1e400) still reaches
+#: field validation and is reported against its field, like any other number.
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def check_content_type(content_type: str | None, body: bytes) -> None:
@@ -65,6 +68,13 @@ def decode_object(body: bytes) -> dict[str, Any]:
         payload = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise BodyInvalid(f"The request body is not valid UTF-8 JSON: {exc}.") from None
+    except UnicodeDecodeError:
+        # msgspec reports bytes that are not UTF-8 inside a string with Python's own error.
+        raise BodyInvalid("The request body is not valid UTF-8.") from None
+    except RecursionError:
+        # msgspec decodes nested arrays and objects recursively; a small body can nest deep
+        # enough to exhaust the interpreter's stack.
+        raise BodyInvalid("The request body is nested too deeply.") from None
     if not isinstance(payload, dict):
         raise BodyInvalid("The request body must be a JSON object.")
     return payload
@@ -77,7 +87,7 @@ def _check_value(resource: Resource, name: str, value: object, *, required: bool
         return None
     if not isinstance(value, str):
         kind = type(value).__name__ if not isinstance(value, bool) else "boolean"
-        kind = {"int": "number", "float": "number", "list": "array", "dict": "object"}.get(
+        kind = {"int": "number", "Decimal": "number", "list": "array", "dict": "object"}.get(
             kind, kind
         )
         raise ParameterInvalid(f"{name} must be a string or null, not a {kind}.", param=name)

@@ -61,11 +61,15 @@ def _bound(
         raise ParameterInvalid(
             f"{name} must be an RFC 3339 date-time such as 2024-01-15T09:30:00Z", param=name
         )
-    # The column holds whole units; round the bound so that the integer comparison is exact:
-    # x > b ⇔ x > ⌊b⌋, x ≥ b ⇔ x ≥ ⌈b⌉, x < b ⇔ x < ⌈b⌉, x ≤ b ⇔ x ≤ ⌊b⌋.
+    sql_operator = RANGE_OPERATORS[operator]
+    if ns_per_unit == _NS_PER_US:
+        # A time field's values are stored truncated to the microsecond; truncate the bound
+        # alike, so that a value always compares equal to a bound written the same way.
+        return sql_operator, ns // ns_per_unit
+    # created_at and updated_at are whole milliseconds: round the bound so that the integer
+    # comparison is exact: x > b ⇔ x > ⌊b⌋, x ≥ b ⇔ x ≥ ⌈b⌉, x < b ⇔ x < ⌈b⌉, x ≤ b ⇔ x ≤ ⌊b⌋.
     floor = ns // ns_per_unit
     ceiling = -(-ns // ns_per_unit)
-    sql_operator = RANGE_OPERATORS[operator]
     return sql_operator, floor if sql_operator in (">", "<=") else ceiling
 
 

@@ -18,8 +18,15 @@ JSONObject = dict[str, Any]
 
 #: Strings may not hold NUL: PostgreSQL cannot store it, so neither backend accepts it.
 NO_NUL = "^[^\\u0000]*$"
+#: What a required string may not consist of only: exactly the characters ``str.strip()``
+#: removes (``str.isspace``). Spelled out, because ``\\s`` means different sets in different
+#: regex dialects (ECMA-262's adds U+FEFF and lacks U+001C-U+001F and U+0085).
+BLANK = (
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
 #: A required string must hold a non-blank character (and no NUL).
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{BLANK}][^\\u0000]*$"
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is invalid: a parameter is missing, unknown or malformed, or the body is "
@@ -37,11 +44,33 @@ def _ref(name: str) -> JSONObject:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+#: Headers the contract requires on some errors, besides Request-Id on every response.
+_ERROR_HEADERS: dict[int, JSONObject] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "Always `Bearer`: how to authenticate.",
+            "required": True,
+            "schema": {"type": "string", "const": "Bearer"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
 def _error_response(status: int) -> JSONObject:
     codes = [code for s, _, code in ERROR_CODES if s == status and code != "route_missing"]
     return {
         "description": f"{_ERROR_DESCRIPTIONS[status]} Codes: {', '.join(codes)}.",
-        "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
+        "headers": {
+            "Request-Id": {"$ref": "#/components/headers/Request-Id"},
+            **_ERROR_HEADERS.get(status, {}),
+        },
         "content": {"application/json": {"schema": _ref("Error")}},
     }
 
@@ -323,7 +352,11 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
 def _health_path(summary: str, description: str) -> JSONObject:
     ok = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
     responses: JSONObject = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}}
+        "200": {
+            "description": "OK",
+            "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
+            "content": {"application/json": {"schema": ok}},
+        }
     }
     if "database" in description:
         responses["503"] = _error_response(503)
@@ -410,6 +443,7 @@ def document() -> JSONObject:
             "headers": {
                 "Request-Id": {
                     "description": "A unique id for this request (req_…); error bodies repeat it.",
+                    "required": True,
                     "schema": {"type": "string", "pattern": "^req_"},
                 }
             },
