@@ -43,7 +43,7 @@ WRITES_BEFORE_KILL = 300
 MAX_OPERATIONS = 3000
 SLOW_BODY_SECONDS = 2.0
 #: The longest any response may take while the database is down (its timeout is 2 s).
-OUTAGE_RESPONSE_SECONDS = 5.0
+OUTAGE_RESPONSE_SECONDS = 3.5
 RECOVERY_SECONDS = 15.0
 
 

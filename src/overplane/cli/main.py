@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overplane.auth import keys
-from overplane.settings import Settings, SettingsError
+from overplane.settings import Settings, SettingsError, redacted
 from overplane.storage import migrate as migrations
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
 
@@ -53,7 +53,7 @@ def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) 
     try:
         migrations.upgrade(settings.database_url)
     except Exception as exc:  # any driver's connection error: report it, not a traceback
-        raise fail(f"cannot migrate {settings.database_url}: {exc}") from None
+        raise fail(f"cannot migrate {redacted(settings.database_url)}: {exc}") from None
 
     async def run() -> T:
         db = await open_database(settings)
@@ -105,7 +105,7 @@ def serve(
         try:
             migrations.upgrade(settings.database_url)
         except Exception as exc:
-            raise fail(f"cannot migrate {settings.database_url}: {exc}") from None
+            raise fail(f"cannot migrate {redacted(settings.database_url)}: {exc}") from None
     elif not migrations.is_current(settings.database_url):
         raise fail("the database schema is not up to date: run `overplane migrate` first")
 
@@ -136,7 +136,7 @@ def migrate() -> None:
     """Apply the schema migrations to the configured database."""
     settings = load_settings()
     with_database(settings, lambda db: db.ping())
-    err.print(f"The schema of {settings.database_url} is up to date.")
+    err.print(f"The schema of {redacted(settings.database_url)} is up to date.")
 
 
 @accounts_app.command("create")

@@ -292,7 +292,14 @@ class PostgresDatabase(Database):
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         with _postgres_errors():
             async with self._pool.acquire(timeout=self._timeout) as connection:
-                yield connection
+                try:
+                    yield connection
+                except (TimeoutError, asyncpg.exceptions.QueryCanceledError):
+                    # The server did not answer in time and may not answer at all: drop the
+                    # connection rather than let the pool wait another timeout to cancel the
+                    # statement, so the client gets its 503 within one timeout.
+                    connection.terminate()
+                    raise
 
     async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         async with self._connection() as connection:
