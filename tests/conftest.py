@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 from starlette.testclient import TestClient
 
@@ -34,6 +35,12 @@ from overplane.storage import migrate
 from servers import ServerLauncher
 
 POSTGRES_ENV = "OVERPLANE_TEST_POSTGRES_URL"
+
+# CI replays the same examples every run (a red CI blocks everything); local runs keep drawing
+# new ones, which is where new failures are found.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 BACKENDS = ["sqlite", "postgres"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
 
 

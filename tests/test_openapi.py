@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -61,7 +62,14 @@ JSONObject = dict[str, Any]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 #: Headers the contract names on some responses; when a response has one, it must be documented.
-CONTRACT_HEADERS = ("request-id", "location", "www-authenticate", "retry-after")
+CONTRACT_HEADERS = (
+    "request-id",
+    "location",
+    "www-authenticate",
+    "retry-after",
+    "etag",
+    "idempotent-replayed",
+)
 
 #: Every character ``str.isspace`` (and so the server's notion of blank) counts as whitespace.
 WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
@@ -184,6 +192,9 @@ def assert_documented(
     status = str(response.status_code)
     assert status in responses, f"{where}: status not documented"
     documented = responses[status]
+    if "content" not in documented:  # 304: no body, by design
+        assert response.content == b"", f"{where}: a body where none is documented"
+        return
     media_type = response.headers["content-type"].split(";")[0].strip()
     assert media_type in documented["content"], f"{where}: {media_type} not documented"
     schema = documented["content"][media_type]["schema"]
@@ -407,16 +418,22 @@ def test_examples_are_the_published_pages_values(document: JSONObject, resource:
 def test_real_responses_are_documented_and_match_their_schemas(
     server: Server, api: Caller, document: JSONObject, resource: Resource
 ) -> None:
-    """Each operation's real 2xx, 400, 401, 404, 413 and 415 responses are documented for it,
-    with their headers, and their bodies validate against the documented schemas."""
+    """Each operation's real 2xx, 304, 400, 401, 404, 412, 413, 415 and 422 responses are
+    documented for it, with their headers, and their bodies validate against the documented
+    schemas."""
     collection, item = resource.path, resource.path + "/{id}"
     json_type = {"Content-Type": "application/json"}
     too_large = b'{"x": "' + b"a" * MAX_BODY_BYTES + b'"}'
     created = api.post(collection, json=valid_body(resource))
     path = f"{collection}/{created.json()['id']}"
     missing = f"{collection}/{resource.id_prefix}0000000000000000000000000"
+    first = {"Idempotency-Key": secrets.token_hex(8)}
+    assert api.post(collection, json=valid_body(resource), headers=first).status_code == 201
+    stale = {"If-Match": '"1"'}
     calls: list[tuple[str, str, int, Callable[[], httpx.Response]]] = [
         (collection, "post", 201, lambda: created),
+        (collection, "post", 201, lambda: api.post(collection, json=valid_body(resource), headers=first)),
+        (collection, "post", 422, lambda: api.post(collection, json={}, headers=first)),
         (collection, "post", 400, lambda: api.post(collection, json={})),
         (collection, "post", 400, lambda: api.post(collection, content=b"[]", headers=json_type)),
         (collection, "post", 413, lambda: api.post(collection, content=too_large, headers=json_type)),
@@ -424,14 +441,17 @@ def test_real_responses_are_documented_and_match_their_schemas(
         (collection, "get", 200, lambda: api.get(collection)),
         (collection, "get", 400, lambda: api.get(collection, params={"limit": "0"})),
         (item, "get", 200, lambda: api.get(path)),
+        (item, "get", 304, lambda: api.get(path, headers={"If-None-Match": created.headers["etag"]})),
         (item, "get", 400, lambda: api.get(path, params={"expand": "x"})),
         (item, "get", 404, lambda: api.get(missing)),
         (item, "patch", 200, lambda: api.patch(path, json={})),
+        (item, "patch", 412, lambda: api.patch(path, json={}, headers=stale)),
         (item, "patch", 400, lambda: api.patch(path, json={"no_such_field": "x"})),
         (item, "patch", 404, lambda: api.patch(missing, json={})),
         (item, "patch", 413, lambda: api.patch(path, content=too_large, headers=json_type)),
         (item, "patch", 415, lambda: api.patch(path, content=b"{}", headers={"Content-Type": "text/xml"})),
         (item, "delete", 400, lambda: api.delete(path, params={"force": "true"})),
+        (item, "delete", 412, lambda: api.delete(path, headers=stale)),
         (item, "delete", 200, lambda: api.delete(path)),
         (item, "delete", 404, lambda: api.delete(path)),
     ]  # fmt: skip
@@ -585,6 +605,13 @@ def run_schemathesis(
         if real_id and resource is not None and case.path_parameters is not None:
             created = api.post(resource.path, json=valid_body(resource))
             case.path_parameters["id"] = created.json()["id"]
+        if mode is GenerationMode.POSITIVE and case.headers:
+            # A key seen before with another body is a 422 and a tag that is not the object's
+            # current one a 412, by design: give each valid case a fresh key and If-Match: *.
+            if "Idempotency-Key" in case.headers:
+                case.headers["Idempotency-Key"] = secrets.token_hex(16)
+            if "If-Match" in case.headers:
+                case.headers["If-Match"] = "*"
         cursors = [n for n in ("starting_after", "ending_before") if n in (case.query or {})]
         if mode is GenerationMode.POSITIVE and cursors and resource is not None:
             # Rules OpenAPI cannot state: a cursor names an existing object of the account,

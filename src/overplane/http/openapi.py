@@ -34,7 +34,10 @@ _ERROR_DESCRIPTIONS = {
     401: "No valid API key was provided.",
     404: "No object with that id exists for this account and mode.",
     413: "The request body is larger than 1 MiB.",
+    409: "A request with the same Idempotency-Key is still running; retry shortly.",
+    412: "If-Match names a version the object no longer has; nothing was changed.",
     415: "The body is not sent as application/json.",
+    422: "The Idempotency-Key was first used with a different method, path or body.",
     500: "An unexpected error on the server.",
     503: "The database is unavailable; retry after the Retry-After delay.",
 }
@@ -206,7 +209,7 @@ def _list_parameters(resource: Resource) -> list[JSONObject]:
             _query(
                 field.name,
                 f"Only objects whose {field.name} is exactly this value.",
-                {"type": "string"},
+                {"type": "string", "pattern": NO_NUL},
             )
         )
         parameters.append(
@@ -253,6 +256,12 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
     errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
     with_404 = errors | {"404": _error_response(404)}
     with_body = {"413": _error_response(413), "415": _error_response(415)}
+    idempotent = {"409": _error_response(409), "422": _error_response(422)}
+    conditional = {"412": _error_response(412)}
+    idempotency_key = {"$ref": "#/components/parameters/Idempotency-Key"}
+    if_match = {"$ref": "#/components/parameters/If-Match"}
+    versioned = {"ETag": {"$ref": "#/components/headers/ETag"}}
+    replayable = {"Idempotent-Replayed": {"$ref": "#/components/headers/Idempotent-Replayed"}}
     return {
         resource.path: {
             "get": {
@@ -274,6 +283,7 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                 "operationId": f"create{title}",
                 "summary": f"Create a {name}",
                 "tags": tag,
+                "parameters": [idempotency_key],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -291,12 +301,16 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                         headers={
                             "Location": {
                                 "description": "The path of the new object.",
+                                "required": True,
                                 "schema": {"type": "string"},
-                            }
+                            },
+                            **versioned,
+                            **replayable,
                         },
                     ),
                     **errors,
                     **with_body,
+                    **idempotent,
                 },
             },
         },
@@ -306,8 +320,18 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                 "operationId": f"retrieve{title}",
                 "summary": f"Retrieve a {name}",
                 "tags": tag,
+                "parameters": [{"$ref": "#/components/parameters/If-None-Match"}],
                 "responses": {
-                    "200": _success(f"The {name}.", _ref(title), resource.example),
+                    "200": _success(
+                        f"The {name}.", _ref(title), resource.example, headers=versioned
+                    ),
+                    "304": {
+                        "description": "Not modified: If-None-Match names the current version.",
+                        "headers": {
+                            "Request-Id": {"$ref": "#/components/headers/Request-Id"},
+                            **versioned,
+                        },
+                    },
                     **with_404,
                 },
             },
@@ -316,6 +340,7 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                 "summary": f"Update a {name}",
                 "description": "Sets the fields sent; fields not sent are left unchanged.",
                 "tags": tag,
+                "parameters": [idempotency_key, if_match],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -326,9 +351,16 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                     },
                 },
                 "responses": {
-                    "200": _success(f"The updated {name}.", _ref(title), resource.example),
+                    "200": _success(
+                        f"The updated {name}.",
+                        _ref(title),
+                        resource.example,
+                        headers=versioned | replayable,
+                    ),
                     **with_404,
                     **with_body,
+                    **idempotent,
+                    **conditional,
                 },
             },
             "delete": {
@@ -336,13 +368,17 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
                 "summary": f"Delete a {name}",
                 "description": "Permanently deletes the object. This cannot be undone.",
                 "tags": tag,
+                "parameters": [idempotency_key, if_match],
                 "responses": {
                     "200": _success(
                         "Confirmation of the deletion.",
                         _ref("Deleted"),
                         {"id": f"{resource.id_prefix}abc123", "deleted": True},
+                        headers=replayable,
                     ),
                     **with_404,
+                    **idempotent,
+                    **conditional,
                 },
             },
         },
@@ -440,12 +476,45 @@ def document() -> JSONObject:
                     "description": "A secret key: sk_test_… for test data, sk_live_… for live data.",
                 }
             },
+            "parameters": {
+                "Idempotency-Key": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "description": "Makes the write safe to retry: a repeat with the same key, "
+                    "method, path and body replays the first response (docs/api.md).",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                },
+                "If-Match": {
+                    "name": "If-Match",
+                    "in": "header",
+                    "description": "Write only if the object's current ETag is listed (or *); "
+                    "else 412 precondition_failed.",
+                    "schema": {"type": "string"},
+                },
+                "If-None-Match": {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "description": "304 Not Modified if the object's current ETag is listed.",
+                    "schema": {"type": "string"},
+                },
+            },
             "headers": {
+                "ETag": {
+                    "description": "The object's version, a strong tag for If-Match and "
+                    "If-None-Match.",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+                },
+                "Idempotent-Replayed": {
+                    "description": "true when this is the stored response of an earlier request "
+                    "with the same Idempotency-Key.",
+                    "schema": {"type": "string", "const": "true"},
+                },
                 "Request-Id": {
                     "description": "A unique id for this request (req_…); error bodies repeat it.",
                     "required": True,
                     "schema": {"type": "string", "pattern": "^req_"},
-                }
+                },
             },
             "schemas": schemas,
         },
