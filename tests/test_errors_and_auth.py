@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
+import time
 from contextlib import closing
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.testclient import TestClient
 
 from conftest import Caller, Server, valid_body
 from overplane.auth import keys
-from overplane.declarations import RESOURCES, Resource
+from overplane.declarations import PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
@@ -459,3 +460,26 @@ def test_openapi_and_docs_need_no_key(server: Server) -> None:
     response = server.client.get("/docs")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_auth_cache_forgets_a_revoked_key_within_its_lifetime(server: Server) -> None:
+    """OVERPLANE_AUTH_CACHE_SECONDS: a new key works at once (no negative caching); a key
+    revoked elsewhere keeps working here at most for the cache's lifetime, then gets 401."""
+    lifetime = 0.5
+    settings = Settings(
+        database_url=server.database_url, access_log=False, auth_cache_seconds=lifetime
+    )
+    caller = server.new_caller()
+    with TestClient(OverplaneApp(settings)) as cached:
+        auth = {"Authorization": f"Bearer {caller.key}"}
+        assert cached.get(PARTY_LINK.path, headers=auth).status_code == 200
+        key_id = next(k.id for k in server.run(keys.list_keys, server.app.db, caller.account_name))
+        server.run(keys.revoke_key, server.app.db, key_id)
+        assert server.client.get(PARTY_LINK.path, headers=auth).status_code == 401  # no cache
+        revoked_at = time.monotonic()
+        while cached.get(PARTY_LINK.path, headers=auth).status_code == 200:
+            assert time.monotonic() - revoked_at < lifetime + 1.0, "revoked key still accepted"
+            time.sleep(0.05)
+        newcomer = server.new_caller()
+        fresh = {"Authorization": f"Bearer {newcomer.key}"}
+        assert cached.get(PARTY_LINK.path, headers=fresh).status_code == 200

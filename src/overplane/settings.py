@@ -52,6 +52,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("expected a number of at least 0")
+    return value
+
+
 def _parse_optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -72,6 +79,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     bootstrap_key: str | None = None
     access_log: bool = True
+    auth_cache_seconds: float = 0.0
     sqlite_busy_timeout_ms: int = 5000
     pg_pool_min_size: int = 1
     pg_pool_max_size: int = 10
@@ -121,6 +129,13 @@ SETTINGS: dict[str, Setting] = {
         "OVERPLANE_ACCESS_LOG",
         _parse_bool,
         "Write one JSON line per request to standard error (true or false).",
+    ),
+    "auth_cache_seconds": Setting(
+        "OVERPLANE_AUTH_CACHE_SECONDS",
+        _parse_non_negative_float,
+        "Remember a successful key lookup for this long, saving a database query per request. "
+        "0 (the default) checks every request, so a revoked key stops working at once; with a "
+        "cache, a key revoked elsewhere keeps working here for up to this long.",
     ),
     "sqlite_busy_timeout_ms": Setting(
         "OVERPLANE_SQLITE_BUSY_TIMEOUT_MS",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
 from overplane.storage.database import Database
@@ -172,6 +173,39 @@ async def authenticate(db: Database, secret: str) -> Principal | None:
     if row is None or not hmac.compare_digest(str(row[3]), secret_hash):
         return None
     return Principal(key_id=str(row[0]), scope=Scope(account_id=str(row[1]), livemode=bool(row[2])))
+
+
+class PrincipalCache:
+    """Remembers successful key lookups for ``seconds``, sparing a query per request.
+
+    Off (0) by default, because it has a price: a key revoked by another process keeps working
+    here until its entry expires. Unknown keys are never cached, so a new key works at once.
+    Entries are keyed by the key's hash, never by the secret itself.
+    """
+
+    def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    async def authenticate(self, db: Database, secret: str) -> Principal | None:
+        """Like :func:`authenticate`, answered from memory while an entry is fresh."""
+        if self.seconds <= 0:
+            return await authenticate(db, secret)
+        digest = hash_secret(secret)
+        now = time.monotonic()
+        entry = self._entries.get(digest)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        principal = await authenticate(db, secret)
+        if principal is not None:
+            if len(self._entries) >= self.max_entries:
+                # Dicts keep insertion order: drop the oldest entry.
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[digest] = (principal, now + self.seconds)
+        else:
+            self._entries.pop(digest, None)
+        return principal
 
 
 async def ensure_bootstrap(db: Database, bootstrap_key: str | None) -> str | None:

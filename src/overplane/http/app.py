@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
-from overplane.auth.keys import authenticate
+from overplane.auth.keys import PrincipalCache
 from overplane.declarations import RESOURCES
 from overplane.http import access_log, idempotency, openapi
 from overplane.http.errors import (
@@ -58,6 +58,7 @@ class OverplaneApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db: Database | None = None
+        self.principals = PrincipalCache(settings.auth_cache_seconds)
         self.sweeper: asyncio.Task[None] | None = None
         self.openapi_document = encode(openapi.document())
         routes: list[Route] = [
@@ -203,7 +204,7 @@ class OverplaneApp:
             raise AuthenticationFailed(
                 "Send the API key as Authorization: Bearer <secret key>.", code="api_key_invalid"
             )
-        principal = await authenticate(self.database(), token)
+        principal = await self.principals.authenticate(self.database(), token)
         if principal is None:
             raise AuthenticationFailed("Invalid API key provided.", code="api_key_invalid")
         return principal
