@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 
 _DATE_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -20,10 +21,19 @@ _DATE_TIME = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@lru_cache(maxsize=4096)
+def _format_second(epoch_seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_seconds))
+
+
 def format_ms(epoch_ms: int) -> str:
-    """RFC 3339 in UTC with millisecond precision: ``2024-01-15T09:30:00.123Z``."""
+    """RFC 3339 in UTC with millisecond precision: ``2024-01-15T09:30:00.123Z``.
+
+    Objects rendered together were mostly written in the same few seconds, so the formatted
+    second is cached.
+    """
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_format_second(seconds)}.{millis:03d}Z"
 
 
 def parse_ns(value: str) -> int | None:

@@ -101,11 +101,13 @@ class OverplaneApp:
             self.db = None
 
     async def sweep(self) -> None:
-        """Forget expired idempotency keys and cursor tombstones (any process may do it)."""
+        """Forget expired idempotency keys and cursor tombstones, and refresh the planner's
+        statistics (any process may do it)."""
         db = self.database()
         await idempotency.sweep(db, self.idempotency_ttl_ms)
         horizon = now_ms() - self.settings.tombstone_ttl_days * 86_400_000
         await db.execute("DELETE FROM object_tombstones WHERE deleted_at <= ?", (horizon,))
+        await db.refresh_statistics()
 
     async def sweep_forever(self) -> None:
         """Sweep every ``sweep_interval_seconds``; an unavailable database waits for the next."""

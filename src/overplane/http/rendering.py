@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import msgspec
 
 from overplane.declarations import READ_ONLY_KEYS, Resource
+from overplane.rfc3339 import format_ms
 from overplane.storage.database import Row
 
 _encode = msgspec.json.Encoder().encode
-
-
-def format_timestamp(epoch_ms: int) -> str:
-    """RFC 3339 in UTC with millisecond precision: ``2024-01-15T09:30:00.123Z``."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 class ObjectRenderer:
@@ -28,8 +22,8 @@ class ObjectRenderer:
     def as_dict(self, row: Row) -> dict[str, object]:
         """The object as a dict: id, created_at, updated_at, then every field (null if unset)."""
         obj = dict(zip(self.keys, row, strict=True))
-        obj["created_at"] = format_timestamp(row[1])
-        obj["updated_at"] = format_timestamp(row[2])
+        obj["created_at"] = format_ms(row[1])
+        obj["updated_at"] = format_ms(row[2])
         return obj
 
     def object(self, row: Row) -> bytes:

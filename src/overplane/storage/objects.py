@@ -105,8 +105,12 @@ def time_us(value: str | None) -> int | None:
 
 def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
     if isinstance(condition, Equals):
-        # The prefix comparison is what the field's index holds; the full one decides.
+        # The field's index holds its first FILTER_INDEX_PREFIX characters. A shorter value
+        # equals that prefix only if it is the whole field, so the index alone decides (and a
+        # count never reads the table); a longer value also needs the full comparison.
         prefix = f"substr({condition.field}, 1, {FILTER_INDEX_PREFIX})"
+        if len(condition.value) < FILTER_INDEX_PREFIX:
+            return f"{prefix} = ?", [condition.value]
         return (
             f"{prefix} = substr(?, 1, {FILTER_INDEX_PREFIX}) AND {condition.field} = ?",
             [condition.value, condition.value],
@@ -135,8 +139,13 @@ class ObjectStore:
             f"INSERT INTO {table} ({', '.join(self.insert_columns)}) "
             f"VALUES ({', '.join('?' * len(self.insert_columns))})"
         )
-        self._select = f"SELECT {self._columns} FROM {table} WHERE id = ? AND {scoped}"
-        self._delete = f"DELETE FROM {table} WHERE id = ? AND {scoped} RETURNING id"
+        # "seq = (SELECT seq … WHERE id = ?)" rather than "id = ?": the sub-select can only use
+        # the unique id index, so a generic plan reused by a prepared statement cannot drift to
+        # the list index (and scan the account) when the table's statistics are missing.
+        by_id = f"seq = (SELECT seq FROM {table} WHERE id = ?) AND {scoped}"
+        self._by_id = by_id
+        self._select = f"SELECT {self._columns} FROM {table} WHERE {by_id}"
+        self._delete = f"DELETE FROM {table} WHERE {by_id} RETURNING id"
         self._position = (
             f"SELECT created_at, seq FROM {table} WHERE id = ? AND {scoped} UNION ALL "
             f"SELECT created_at, seq FROM object_tombstones WHERE id = ? AND {scoped}"
@@ -153,7 +162,7 @@ class ObjectStore:
         return (
             f"UPDATE {self._table} SET {assignments}"
             "updated_at = CASE WHEN ? > updated_at THEN ? ELSE updated_at + 1 END "
-            f"WHERE id = ? AND account_id = ? AND livemode = ?{_versions_sql(versions)} "
+            f"WHERE {self._by_id}{_versions_sql(versions)} "
             f"RETURNING {self._columns}"
         )
 
