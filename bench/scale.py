@@ -59,6 +59,8 @@ SERVER_CPUS, CLIENT_CPUS = (
     os.environ.get("BENCH_CLIENT_CPUS", "1"),
 )
 INSERT = ObjectStore(APPOINTMENT)
+#: Rows per loading transaction (see load()).
+CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,20 +122,26 @@ def load(database_url: str, account_id: str, start: int, stop: int) -> list[str]
     if is_postgres(database_url):
 
         async def copy() -> None:
+            # One COPY (one transaction) per chunk: the counting trigger updates the same few
+            # counter rows for every row, and within one transaction each update lengthens
+            # their version chains, so one huge COPY slows down quadratically.
             connection = await asyncpg.connect(database_url)
             try:
-                await connection.copy_records_to_table(
-                    APPOINTMENT.table_name, records=rows, columns=list(INSERT.insert_columns)
-                )
+                for chunk in range(0, len(rows), CHUNK):
+                    await connection.copy_records_to_table(
+                        APPOINTMENT.table_name,
+                        records=rows[chunk : chunk + CHUNK],
+                        columns=list(INSERT.insert_columns),
+                    )
             finally:
                 await connection.close()
 
         asyncio.run(copy())
     else:
         with sqlite3.connect(sqlite_path(database_url), isolation_level=None) as connection:
-            for chunk in range(0, len(rows), 50_000):
+            for chunk in range(0, len(rows), CHUNK):
                 connection.execute("BEGIN")
-                connection.executemany(INSERT.insert_sql, rows[chunk : chunk + 50_000])
+                connection.executemany(INSERT.insert_sql, rows[chunk : chunk + CHUNK])
                 connection.execute("COMMIT")
     return [row[0] for row in rows]
 

@@ -30,6 +30,7 @@ from starlette.testclient import TestClient
 from overplane.auth import keys
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.app import OverplaneApp
+from overplane.http.idempotency import REPLAYED
 from overplane.settings import Settings
 from overplane.storage import migrate
 from servers import ServerLauncher
@@ -191,3 +192,19 @@ def start_server(tmp_path: Path) -> Iterator[ServerLauncher]:
     launcher = ServerLauncher(tmp_path)
     yield launcher
     launcher.stop_all()
+
+
+def optional_field(resource: Resource) -> str:
+    """A field that a PATCH may set and clear freely."""
+    return next(f.name for f in resource.fields if not f.required)
+
+
+def assert_replay_of(replay: httpx.Response, first: httpx.Response) -> None:
+    """``replay`` is ``first`` again: status, body bytes, headers, first request's id."""
+    assert replay.status_code == first.status_code
+    assert replay.content == first.content
+    assert replay.headers.get(REPLAYED) == "true"
+    assert first.headers.get(REPLAYED) is None
+    assert replay.headers["request-id"] == first.headers["request-id"]
+    for name in ("content-type", "location", "etag"):
+        assert replay.headers.get(name) == first.headers.get(name), name

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 
-from conftest import Caller, Server, valid_body
+from conftest import Caller, Server, assert_replay_of, optional_field, valid_body
 from overplane.declarations import Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
@@ -52,22 +52,6 @@ def total(api: Caller, resource: Resource) -> int:
     assert listed.status_code == 200, listed.text
     value: int = listed.json()["total"]
     return value
-
-
-def optional_field(resource: Resource) -> str:
-    """A field that a PATCH may set and clear freely."""
-    return next(f.name for f in resource.fields if not f.required)
-
-
-def assert_replay_of(replay: httpx.Response, first: httpx.Response) -> None:
-    """``replay`` is ``first`` again: status, body bytes, headers, first request's id."""
-    assert replay.status_code == first.status_code
-    assert replay.content == first.content
-    assert replay.headers.get(REPLAYED) == "true"
-    assert first.headers.get(REPLAYED) is None
-    assert replay.headers["request-id"] == first.headers["request-id"]
-    for name in ("content-type", "location", "etag"):
-        assert replay.headers.get(name) == first.headers.get(name), name
 
 
 def assert_key_reused(response: httpx.Response, *named: str) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from conftest import valid_body
+from conftest import assert_replay_of, optional_field, valid_body
 from overplane.auth import keys
 from overplane.declarations import RESOURCES, Resource
 from overplane.settings import Settings
@@ -78,17 +78,6 @@ def total(client: httpx.Client, resource: Resource) -> int:
     assert listed.status_code == 200, listed.text
     value: int = listed.json()["total"]
     return value
-
-
-def optional_field(resource: Resource) -> str:
-    return next(f.name for f in resource.fields if not f.required)
-
-
-def assert_replay_of(replay: httpx.Response, first: httpx.Response) -> None:
-    assert replay.status_code == first.status_code
-    assert replay.content == first.content
-    assert replay.headers.get(REPLAYED) == "true"
-    assert replay.headers["request-id"] == first.headers["request-id"]
 
 
 def test_writes_are_read_at_once_on_the_other_process(pair: Pair) -> None:

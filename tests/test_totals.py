@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from alembic import command
 from starlette.testclient import TestClient
 
-from conftest import BACKENDS, POSTGRES_ENV, Caller, Server, _admin, valid_body, with_database_name
+from conftest import Caller, Server, valid_body
 from overplane.auth import keys
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
@@ -156,21 +156,6 @@ def second_server(server: Server) -> Iterator[Server]:
     app = OverplaneApp(Settings(database_url=server.database_url, access_log=False))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Server(app=app, client=client, database_url=server.database_url)
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty, unmigrated database of this test's own on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'totals.sqlite3'}"
-        return
-    admin_url = os.environ[POSTGRES_ENV]
-    name = f"overplane_totals_{secrets.token_hex(6)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database_name(admin_url, name)
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,11 @@ process, a bulk loader, a migration), so the counters cannot drift: a crash roll
 back with the write it counted. The migration that creates an object table calls
 :func:`create_object_triggers` for it. (``TRUNCATE`` bypasses triggers: do not truncate an
 object table outside a test.)
+
+Bulk loads must come in transactions of moderate size (say 10,000 rows): within one
+transaction every row's counter update lengthens the same counter rows' version chains, so on
+PostgreSQL a single million-row transaction slows down quadratically (seen in bench/scale.py).
+API writes are one row per transaction and never meet this.
 """
 
 from __future__ import annotations
