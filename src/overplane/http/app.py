@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
-from overplane.auth.keys import PrincipalCache
+from overplane.auth.keys import Principal, PrincipalCache
 from overplane.declarations import RESOURCES
 from overplane.http import access_log, idempotency, openapi
 from overplane.http.errors import (
@@ -194,7 +194,7 @@ class OverplaneApp:
                 account_id=principal.scope.account_id if principal else None,
             )
 
-    async def authenticate(self, scope: Scope) -> Any:
+    async def authenticate(self, scope: Scope) -> Principal:
         """The principal behind the request's bearer key, or 401."""
         token = bearer_token(scope)
         if not token:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+from starlette.requests import Request
 
 from overplane.declarations import READ_ONLY_KEYS, Resource
 from overplane.http.errors import (
@@ -30,6 +31,29 @@ MAX_BODY_BYTES = 1_048_576
 #: Floats decode as Decimal, so that a number too large for a float (1e400) still reaches
 #: field validation and is reported against its field, like any other number.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _too_large() -> BodyTooLarge:
+    return BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole request body, refusing (413) to read more than the contract's cap.
+
+    A declared Content-Length over the cap is refused before reading; a chunked body is
+    counted as it arrives, so no more than the cap is ever held in memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def check_content_type(content_type: str | None, body: bytes) -> None:
@@ -59,9 +83,8 @@ def check_content_type(content_type: str | None, body: bytes) -> None:
 
 
 def decode_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or 400 body_invalid."""
-    if len(body) > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    """The body (already within the size cap, see :func:`read_body`) as a JSON object, or 400
+    body_invalid."""
     if not body.strip():
         raise BodyInvalid("The request body must be a JSON object.")
     try:

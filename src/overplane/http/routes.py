@@ -20,14 +20,13 @@ from overplane.auth.keys import Principal
 from overplane.declarations import Resource
 from overplane.http import idempotency, rendering
 from overplane.http.bodies import (
-    MAX_BODY_BYTES,
     check_content_type,
     decode_object,
+    read_body,
     validate_fields,
 )
 from overplane.http.errors import (
     APIError,
-    BodyTooLarge,
     MethodNotAllowed,
     ParameterInvalid,
     ParameterUnknown,
@@ -75,21 +74,6 @@ def reject_query(request: Request) -> None:
     """400 parameter_unknown for any query parameter: only lists take them."""
     for name, _ in request.query_params.multi_items():
         raise ParameterUnknown(f"Received unknown query parameter: {name}.", param=name)
-
-
-async def read_body(request: Request) -> bytes:
-    """The whole request body, refusing (413) to read more than the contract's cap."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def json_object(request: Request) -> dict[str, object]:
