@@ -14,7 +14,7 @@ import time
 
 import httpx
 
-from servers import ServerLauncher, run_cli
+from servers import RunningServer, ServerLauncher, run_cli
 
 APPOINTMENT_CURL_BODY = (
     '{"customer_name":"customer_name_example","scheduled_time":"scheduled_time_example",'
@@ -121,6 +121,12 @@ def test_key_management_against_a_running_server(
     assert "no account named" in unknown.stderr
 
 
+def access_lines(server: RunningServer) -> dict[str, dict[str, object]]:
+    """The server's access-log lines so far, by request id."""
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return {line["request_id"]: line for line in lines}
+
+
 def test_access_log_has_one_line_per_request_and_never_the_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -133,18 +139,50 @@ def test_access_log_has_one_line_per_request_and_never_the_key(
     bad = httpx.get(
         server.base_url + "/api/crm/appointment", headers={"Authorization": f"Bearer {key}x"}
     )
-    time.sleep(0.2)
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    by_id = {line["request_id"]: line for line in lines}
+    ids = {ok.headers["request-id"], bad.headers["request-id"]}
+    deadline = time.monotonic() + 10  # lines are written in batches, 0.2 s apart by default
+    while not ids <= access_lines(server).keys() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    by_id = access_lines(server)
     ok_line = by_id[ok.headers["request-id"]]
+    assert list(ok_line) == [
+        "time",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "request_id",
+        "account_id",
+    ]
     assert ok_line["method"] == "GET"
     assert ok_line["path"] == "/api/crm/appointment"
     assert ok_line["status"] == 200
+    assert isinstance(ok_line["account_id"], str)
     assert ok_line["account_id"].startswith("acct_")
     assert isinstance(ok_line["duration_ms"], float)
+    assert isinstance(ok_line["time"], str)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", ok_line["time"])
     assert by_id[bad.headers["request-id"]]["status"] == 401
     assert by_id[bad.headers["request-id"]]["account_id"] is None
     assert key[8:] not in server.log()
+
+
+def test_buffered_access_log_is_written_out_at_shutdown(
+    fresh_database_url: str, start_server: ServerLauncher
+) -> None:
+    """With a long flush interval the lines wait in the buffer; SIGTERM still writes them."""
+    key = "sk_test_" + secrets.token_hex(16)
+    server = start_server(
+        fresh_database_url,
+        OVERPLANE_BOOTSTRAP_KEY=key,
+        OVERPLANE_ACCESS_LOG_FLUSH_SECONDS="600",
+    )
+    with server.client(key) as client:
+        ids = [client.get("/api/accounts/party-link").headers["request-id"] for _ in range(3)]
+    time.sleep(0.3)
+    assert not set(ids) & access_lines(server).keys()  # still buffered
+    assert server.stop() == 0
+    assert set(ids) <= access_lines(server).keys()
 
 
 def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: str) -> None:

@@ -22,18 +22,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=4096)
-def _format_second(epoch_seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_seconds))
+def _second_template(epoch_seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_seconds)) + ".%03dZ"
 
 
 def format_ms(epoch_ms: int) -> str:
     """RFC 3339 in UTC with millisecond precision: ``2024-01-15T09:30:00.123Z``.
 
     Objects rendered together were mostly written in the same few seconds, so the formatted
-    second is cached.
+    second is cached (a list page formats two timestamps per object).
     """
-    seconds, millis = divmod(epoch_ms, 1000)
-    return f"{_format_second(seconds)}.{millis:03d}Z"
+    return _second_template(epoch_ms // 1000) % (epoch_ms % 1000)
 
 
 def parse_ns(value: str) -> int | None:

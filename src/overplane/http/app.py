@@ -1,10 +1,12 @@
 """The ASGI application: the path every request takes, and the one place errors are rendered.
 
 ``request ─▶ request id ─▶ trailing slash folded ─▶ auth (/api only, before routing)
-─▶ router (routes derived from the declarations) ─▶ handler ─▶ response + Request-Id ─▶ log``
+─▶ ApiRouter (paths derived from the declarations) ─▶ handler ─▶ Reply + Request-Id ─▶ log``
 
 Authentication runs before routing so that a caller without a valid key learns nothing, not
 even whether a route exists. Any exception below is turned into the contract's error JSON here.
+The few paths outside /api (health, OpenAPI, docs) go through a Starlette router; /api paths
+skip the framework (see :mod:`overplane.http.messages`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,14 +34,16 @@ from overplane.http.errors import (
     Unavailable,
     error_response,
 )
+from overplane.http.messages import ApiRequest, send_reply
 from overplane.http.rendering import encode
-from overplane.http.routes import JSON, Services, resource_routes
+from overplane.http.routes import ApiRouter, Services, resource_dispatches
 from overplane.settings import Settings
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
 from overplane.storage.ids import new_random_token
 from overplane.storage.objects import now_ms
 
 logger = logging.getLogger("overplane.errors")
+JSON = "application/json"
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -67,11 +70,12 @@ class OverplaneApp:
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
             Route("/docs", self.docs, methods=["GET"]),
         ]
-        services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
-        for resource in RESOURCES:
-            routes += resource_routes(resource, services)
         self.router = Router(routes=routes, redirect_slashes=False)
-        self.log_access = access_log.configure(settings.access_log)
+        services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
+        self.api = ApiRouter(resource_dispatches(resource, services) for resource in RESOURCES)
+        self.log_access = access_log.configure(
+            settings.access_log, settings.access_log_flush_seconds
+        )
 
     @property
     def idempotency_ttl_ms(self) -> int:
@@ -90,7 +94,9 @@ class OverplaneApp:
         self.sweeper = asyncio.create_task(self.sweep_forever())
 
     async def close(self) -> None:
-        """Stop the sweeper and release the database; run at shutdown."""
+        """Stop the sweeper, write out the access log and release the database; run at
+        shutdown."""
+        self.log_access.flush()
         if self.sweeper is not None:
             self.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,52 +152,46 @@ class OverplaneApp:
         request_id = "req_" + new_random_token(12)
         status = 500
         response_started = False
-        state: dict[str, Any] = {"request_id": request_id}
+        principal: Principal | None = None
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = list(message.get("headers", ()))
-                # A replayed idempotent response already carries its first request's id.
-                if not any(name == b"request-id" for name, _ in headers):
-                    headers.append((b"request-id", request_id.encode()))
-                message["headers"] = headers
+                request_id_header = (b"request-id", request_id.encode())
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
-        scope = {**scope, "path": path, "app": self, "state": state}
         try:
             # "/api/" is folded to "/api" above, and it is an /api path like any other.
             if path == "/api" or path.startswith("/api/"):
-                state["principal"] = await self.authenticate(scope)
-            await self.router(scope, receive, send_with_request_id)
+                principal = await self.authenticate(scope)
+                request = ApiRequest(scope, receive, path, request_id, principal, self.database())
+                reply = await self.api(request)
+                status = reply.status
+                response_started = True
+                await send_reply(send, reply, request_id)
+            else:
+                scope = {**scope, "path": path, "app": self}
+                await self.router(scope, receive, send_with_request_id)
         except Exception as exc:
             if response_started:  # too late for an error body; the server closes the stream
                 raise
-            error_status, headers, body = error_response(
-                self.as_api_error(exc, request_id, scope), request_id
-            )
-            await send_with_request_id(
-                {
-                    "type": "http.response.start",
-                    "status": error_status,
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            reply = error_response(self.as_api_error(exc, request_id, scope), request_id)
+            status = reply.status
+            await send_reply(send, reply, request_id)
         finally:
-            principal = state.get("principal")
             self.log_access(
-                method=scope["method"],
-                path=path,
-                status=status,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                request_id=request_id,
-                account_id=principal.scope.account_id if principal else None,
+                scope["method"],
+                path,
+                status,
+                (time.perf_counter() - started) * 1000,
+                request_id,
+                principal.scope.account_id if principal else None,
             )
 
     async def authenticate(self, scope: Scope) -> Principal:

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
 
 from overplane.declarations import READ_ONLY_KEYS, Resource
 from overplane.http.errors import (
@@ -24,6 +23,7 @@ from overplane.http.errors import (
     ParameterMissing,
     ParameterUnknown,
 )
+from overplane.http.messages import ApiRequest
 
 #: The contract's cap on a request body.
 MAX_BODY_BYTES = 1_048_576
@@ -37,23 +37,28 @@ def _too_large() -> BodyTooLarge:
     return BodyTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: ApiRequest) -> bytes:
     """The whole request body, refusing (413) to read more than the contract's cap.
 
     A declared Content-Length over the cap is refused before reading; a chunked body is
     counted as it arrives, so no more than the cap is ever held in memory.
     """
-    declared = request.headers.get("content-length")
+    declared = request.header(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":  # http.disconnect: nobody is left to answer
+            raise BodyInvalid("The client disconnected before sending the whole body.")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def check_content_type(content_type: str | None, body: bytes) -> None:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import msgspec
 
+from overplane.http.messages import Reply
+
 
 class APIError(Exception):
     """An error response: HTTP status, error type and code, a message, maybe a parameter."""
@@ -177,10 +179,10 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
 )
 
 
-def error_response(error: APIError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and body of the response for ``error``: the only place errors render."""
-    headers = [("content-type", "application/json"), *error.headers.items()]
-    return error.status, headers, error_body(error, request_id)
+def error_response(error: APIError, request_id: str) -> Reply:
+    """The response for ``error``: the only place errors render."""
+    headers = tuple((name.lower(), value) for name, value in error.headers.items())
+    return Reply(error.status, error_body(error, request_id), headers)
 
 
 def error_body(error: APIError, request_id: str) -> bytes:

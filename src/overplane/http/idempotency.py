@@ -19,8 +19,6 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.responses import Response
-
 from overplane.http.errors import (
     APIError,
     IdempotencyKeyInUse,
@@ -28,15 +26,17 @@ from overplane.http.errors import (
     ParameterInvalid,
     error_response,
 )
+from overplane.http.messages import Reply
 from overplane.storage.database import Database, Executor
 from overplane.storage.objects import Scope, now_ms
 
-HEADER = "idempotency-key"
-REPLAYED = "Idempotent-Replayed"
+HEADER = b"idempotency-key"
+REPLAYED = "idempotent-replayed"
 MAX_KEY_LENGTH = 255
 METHODS = frozenset({"POST", "PATCH", "DELETE"})
-#: Response headers worth replaying; Content-Length is recomputed, Date is the replay's own.
-_KEPT_HEADERS = frozenset({"content-type", "location", "etag", "allow", "www-authenticate"})
+#: Response headers worth replaying; Content-Type and Content-Length are written with every
+#: reply, Date is the replay's own.
+_KEPT_HEADERS = frozenset({"location", "etag", "allow", "www-authenticate", "request-id"})
 
 _FIND = (
     "SELECT method, path, body_hash, status, headers, body FROM idempotency_keys "
@@ -81,14 +81,18 @@ def _mismatch(request: IdempotentRequest, method: str, path: str, body_hash: str
     return None
 
 
-def _replay(status: int, headers_json: str, body: bytes) -> Response:
-    headers = dict(json.loads(headers_json))
-    headers[REPLAYED] = "true"
-    return Response(content=bytes(body), status_code=status, headers=headers)
+def _replay(status: int, headers_json: str, body: bytes) -> Reply:
+    # Compared in lower case, whatever spelling an earlier version stored.
+    headers = tuple(
+        (name.lower(), value)
+        for name, value in json.loads(headers_json)
+        if name.lower() in _KEPT_HEADERS
+    )
+    return Reply(status, bytes(body), (*headers, (REPLAYED, "true")))
 
 
-def _stored_headers(response: Response, request_id: str) -> str:
-    kept = [(k, v) for k, v in response.headers.items() if k in _KEPT_HEADERS]
+def _stored_headers(reply: Reply, request_id: str) -> str:
+    kept = [(name, value) for name, value in reply.headers if name in _KEPT_HEADERS]
     # The replay carries the first request's id, which its body (if an error) repeats.
     return json.dumps([*kept, ("request-id", request_id)])
 
@@ -98,8 +102,8 @@ async def run_idempotently(
     request: IdempotentRequest,
     request_id: str,
     ttl_ms: int,
-    execute: Callable[[Executor], Awaitable[Response]],
-) -> Response:
+    execute: Callable[[Executor], Awaitable[Reply]],
+) -> Reply:
     """Run ``execute`` at most once for the request's key; replay its response afterwards."""
     scope = request.scope
     async with db.transaction() as transaction:
@@ -119,12 +123,11 @@ async def run_idempotently(
                 raise IdempotencyKeyReused(problem, param="Idempotency-Key")
             return _replay(status, headers_json, body)
         try:
-            response = await execute(transaction)
+            reply = await execute(transaction)
         except APIError as error:
             if error.status >= 500:
                 raise
-            status, headers, body = error_response(error, request_id)
-            response = Response(content=body, status_code=status, headers=dict(headers))
+            reply = error_response(error, request_id)
         await transaction.execute(
             _SAVE,
             (
@@ -134,13 +137,13 @@ async def run_idempotently(
                 request.method,
                 request.path,
                 request.body_hash,
-                response.status_code,
-                _stored_headers(response, request_id),
-                bytes(response.body),
+                reply.status,
+                _stored_headers(reply, request_id),
+                reply.body,
                 now_ms(),
             ),
         )
-        return response
+        return reply
 
 
 async def sweep(db: Executor, ttl_ms: int) -> None:

@@ -14,27 +14,35 @@ _encode = msgspec.json.Encoder().encode
 
 
 class ObjectRenderer:
-    """Turns a stored row of one resource into the object's JSON, keys in contract order."""
+    """Turns a stored row of one resource into the object's JSON, keys in contract order.
+
+    Each resource gets a msgspec Struct type built from its declaration: encoding a Struct
+    skips the per-object dict and its key hashing (a 20-object page renders about a third
+    faster than from dicts, measured in docs/performance.md).
+    """
 
     def __init__(self, resource: Resource) -> None:
         self.keys = (*READ_ONLY_KEYS, *(f.name for f in resource.fields))
+        self.struct = msgspec.defstruct(
+            resource.title.replace(" ", ""), [(key, str | None) for key in self.keys], gc=False
+        )
+        self.page_struct = msgspec.defstruct(
+            resource.title.replace(" ", "") + "List",
+            [("data", list[self.struct]), ("has_more", bool), ("total", int)],  # type: ignore[name-defined]
+            gc=False,
+        )
 
-    def as_dict(self, row: Row) -> dict[str, object]:
-        """The object as a dict: id, created_at, updated_at, then every field (null if unset)."""
-        obj = dict(zip(self.keys, row, strict=True))
-        obj["created_at"] = format_ms(row[1])
-        obj["updated_at"] = format_ms(row[2])
-        return obj
+    def as_struct(self, row: Row) -> msgspec.Struct:
+        """The object: id, created_at, updated_at, then every field (None if unset)."""
+        return self.struct(row[0], format_ms(row[1]), format_ms(row[2]), *row[3:])
 
     def object(self, row: Row) -> bytes:
         """One object as JSON bytes."""
-        return _encode(self.as_dict(row))
+        return _encode(self.as_struct(row))
 
     def page(self, rows: Sequence[Row], total: int, has_more: bool) -> bytes:
         """The list envelope: ``{"data": [...], "has_more": …, "total": …}``."""
-        return _encode(
-            {"data": [self.as_dict(r) for r in rows], "has_more": has_more, "total": total}
-        )
+        return _encode(self.page_struct([self.as_struct(row) for row in rows], has_more, total))
 
 
 def deleted(object_id: str) -> bytes:

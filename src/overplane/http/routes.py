@@ -1,22 +1,16 @@
 """The API's routes, derived from the resource declarations: five operations per resource.
 
-Nothing here is written per resource: :func:`resource_routes` turns any :class:`Resource` into
-its collection route (list, create) and its object route (retrieve, update, delete).
+Nothing here is written per resource: :func:`resource_dispatches` turns any :class:`Resource`
+into its collection path (list, create) and its object path (retrieve, update, delete), and
+:class:`ApiRouter` finds a path's handlers with one dictionary lookup, however many resources
+there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Send
-from starlette.types import Scope as ASGIScope
-
-from overplane.auth.keys import Principal
 from overplane.declarations import Resource
 from overplane.http import idempotency, rendering
 from overplane.http.bodies import (
@@ -32,14 +26,15 @@ from overplane.http.errors import (
     ParameterUnknown,
     PreconditionFailed,
     ResourceMissing,
+    RouteMissing,
 )
 from overplane.http.list_query import ListQueryParser
+from overplane.http.messages import ApiRequest, Reply
 from overplane.http.preconditions import etag, if_match_versions, if_none_match_hits
 from overplane.storage.database import Database, Executor, Row
-from overplane.storage.objects import CursorNotFound, ObjectStore, Scope
+from overplane.storage.objects import CursorNotFound, ObjectStore
 
-JSON = "application/json"
-Endpoint = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[ApiRequest], Awaitable[Reply]]
 #: Methods whose request body is read (and, with an Idempotency-Key, fingerprinted).
 BODY_METHODS = frozenset({"POST", "PATCH"})
 
@@ -52,80 +47,84 @@ class Services:
     idempotency_ttl_ms: Callable[[], int]
 
 
-def state_of(request: Request) -> dict[str, Any]:
-    """The per-request state the app and the dispatcher fill in."""
-    state: dict[str, Any] = request.scope["state"]
-    return state
-
-
-def scope_of(request: Request) -> Scope:
-    """The account and mode the caller may see (the app authenticates before routing)."""
-    principal: Principal = state_of(request)["principal"]
-    return principal.scope
-
-
-def executor_of(request: Request) -> Executor:
-    """Where this request's statements run: the idempotency transaction, or the pool."""
-    executor: Executor = state_of(request)["executor"]
-    return executor
-
-
-def reject_query(request: Request) -> None:
+def reject_query(request: ApiRequest) -> None:
     """400 parameter_unknown for any query parameter: only lists take them."""
-    for name, _ in request.query_params.multi_items():
+    for name, _ in request.query():
         raise ParameterUnknown(f"Received unknown query parameter: {name}.", param=name)
 
 
-def json_object(request: Request) -> dict[str, object]:
+def json_object(request: ApiRequest) -> dict[str, object]:
     """The request body (read by the dispatcher) as a JSON object, content type checked."""
-    body: bytes = state_of(request)["body"]
-    check_content_type(request.headers.get("content-type"), body)
-    return decode_object(body)
+    check_content_type(request.header(b"content-type"), request.body)
+    return decode_object(request.body)
 
 
 class MethodDispatch:
-    """The ASGI app of one path: picks the handler by method, else 405 with ``Allow``.
+    """The handlers of one path: picks one by method, else 405 with ``Allow``.
 
-    Being a plain ASGI app (not a function endpoint), it receives every method from the
-    router, so the 405 and its Allow header are rendered by the one error renderer. A write
-    with an ``Idempotency-Key`` runs inside the idempotency transaction.
+    A write with an ``Idempotency-Key`` runs inside the idempotency transaction.
     """
 
-    def __init__(self, handlers: dict[str, Endpoint], services: Services) -> None:
+    def __init__(self, handlers: dict[str, Handler], services: Services) -> None:
         self.handlers = handlers
         self.services = services
         self.allowed = sorted({*handlers, *(["HEAD"] if "GET" in handlers else [])})
 
-    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
-        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+    async def __call__(self, request: ApiRequest) -> Reply:
+        method = request.method
         handler = self.handlers.get(method)
         if handler is None:
-            raise MethodNotAllowed(scope["method"], self.allowed)
-        request = Request(scope, receive)
-        state = state_of(request)
-        db = self.services.db()
-        state["executor"] = db
-        state["body"] = await read_body(request) if method in BODY_METHODS else b""
-        key = request.headers.get(idempotency.HEADER)
+            raise MethodNotAllowed(request.scope["method"], self.allowed)
+        if method in BODY_METHODS:
+            request.body = await read_body(request)
+        key = request.header(idempotency.HEADER)
         if key is None or method not in idempotency.METHODS:
-            response = await handler(request)
-        else:
-            fingerprint = idempotency.IdempotentRequest.of(
-                scope_of(request), key, method, scope["path"], state["body"]
-            )
+            return await handler(request)
+        fingerprint = idempotency.IdempotentRequest.of(
+            request.principal.scope, key, method, request.path, request.body
+        )
 
-            async def execute(executor: Executor) -> Response:
-                state["executor"] = executor
-                return await handler(request)
+        async def execute(executor: Executor) -> Reply:
+            request.executor = executor
+            return await handler(request)
 
-            response = await idempotency.run_idempotently(
-                db, fingerprint, state["request_id"], self.services.idempotency_ttl_ms(), execute
-            )
-        await response(scope, receive, send)
+        return await idempotency.run_idempotently(
+            self.services.db(),
+            fingerprint,
+            request.request_id,
+            self.services.idempotency_ttl_ms(),
+            execute,
+        )
 
 
-def resource_routes(resource: Resource, services: Services) -> list[Route]:
-    """The collection and object routes of ``resource``."""
+class ApiRouter:
+    """Finds the handlers of an /api path: a collection path, or an object path and its id."""
+
+    def __init__(self, dispatches: Iterable[tuple[str, MethodDispatch, MethodDispatch]]) -> None:
+        self.collections: dict[str, MethodDispatch] = {}
+        self.objects: dict[str, MethodDispatch] = {}
+        for path, collection, objects in dispatches:
+            self.collections[path] = collection
+            self.objects[path] = objects
+
+    async def __call__(self, request: ApiRequest) -> Reply:
+        """Serve ``request`` (its path already has no trailing slash), or 404 route_missing."""
+        dispatch = self.collections.get(request.path)
+        if dispatch is None:
+            parent, _, object_id = request.path.rpartition("/")
+            dispatch = self.objects.get(parent)
+            if dispatch is None or not object_id:
+                raise RouteMissing(
+                    f"Unrecognized request URL ({request.scope['method']} {request.path})."
+                )
+            request.object_id = object_id
+        return await dispatch(request)
+
+
+def resource_dispatches(
+    resource: Resource, services: Services
+) -> tuple[str, MethodDispatch, MethodDispatch]:
+    """The path of ``resource`` with the handlers of its collection and of its objects."""
     renderer = rendering.ObjectRenderer(resource)
     list_parser = ListQueryParser(resource)
     store = ObjectStore(resource)
@@ -134,90 +133,83 @@ def resource_routes(resource: Resource, services: Services) -> list[Route]:
     def missing(object_id: str) -> ResourceMissing:
         return ResourceMissing(f"No such {name}: '{object_id}'", param="id")
 
-    def object_response(row: Row, status_code: int = 200, **headers: str) -> Response:
-        headers["ETag"] = etag(row[2])
-        return Response(
-            renderer.object(row), status_code=status_code, media_type=JSON, headers=headers
-        )
+    def object_reply(row: Row, status: int = 200, *headers: tuple[str, str]) -> Reply:
+        return Reply(status, renderer.object(row), (("etag", etag(row[2])), *headers))
 
-    async def precondition_failed(request: Request, object_id: str) -> APIError:
+    async def precondition_failed(request: ApiRequest) -> APIError:
         # The conditional write matched nothing: tell "gone" from "changed since you read it".
-        if await store.retrieve(executor_of(request), scope_of(request), object_id) is None:
+        object_id = request.object_id
+        if await store.retrieve(request.executor, request.principal.scope, object_id) is None:
             return missing(object_id)
         return PreconditionFailed(
             f"The {name} has changed since the version in If-Match; fetch it again.",
             param="If-Match",
         )
 
-    async def list_objects(request: Request) -> Response:
-        query = list_parser.parse(request.query_params.multi_items())
+    async def list_objects(request: ApiRequest) -> Reply:
+        parameters = request.query()
+        query = list_parser.parse(parameters)
         try:
-            page = await store.list(executor_of(request), scope_of(request), query)
+            page = await store.list(request.executor, request.principal.scope, query)
         except CursorNotFound as exc:
-            cursor = request.query_params[exc.parameter]
+            cursor = dict(parameters)[exc.parameter]
             raise ParameterInvalid(
                 f"{exc.parameter} names no {name} of this account: '{cursor}'",
                 param=exc.parameter,
             ) from None
-        return Response(renderer.page(page.rows, page.total, page.has_more), media_type=JSON)
+        return Reply(200, renderer.page(page.rows, page.total, page.has_more))
 
-    async def create_object(request: Request) -> Response:
+    async def create_object(request: ApiRequest) -> Reply:
         reject_query(request)
         values = validate_fields(resource, json_object(request), partial=False)
-        row = await store.create(executor_of(request), scope_of(request), values)
-        return object_response(row, 201, Location=f"{resource.path}/{row[0]}")
+        row = await store.create(request.executor, request.principal.scope, values)
+        return object_reply(row, 201, ("location", f"{resource.path}/{row[0]}"))
 
-    async def retrieve_object(request: Request) -> Response:
+    async def retrieve_object(request: ApiRequest) -> Reply:
         reject_query(request)
-        object_id = request.path_params["id"]
-        row = await store.retrieve(executor_of(request), scope_of(request), object_id)
+        object_id = request.object_id
+        row = await store.retrieve(request.executor, request.principal.scope, object_id)
         if row is None:
             raise missing(object_id)
-        if if_none_match_hits(request.headers.get("if-none-match"), row[2]):
-            return Response(status_code=304, headers={"ETag": etag(row[2])})
-        return object_response(row)
+        if if_none_match_hits(request.header(b"if-none-match"), row[2]):
+            return Reply(304, b"", (("etag", etag(row[2])),))
+        return object_reply(row)
 
-    async def update_object(request: Request) -> Response:
+    async def update_object(request: ApiRequest) -> Reply:
         reject_query(request)
         values = validate_fields(resource, json_object(request), partial=True)
-        object_id = request.path_params["id"]
-        versions = if_match_versions(request.headers.get("if-match"))
+        versions = if_match_versions(request.header(b"if-match"))
         row = None
         if versions != ():
             row = await store.update(
-                executor_of(request), scope_of(request), object_id, values, versions
+                request.executor, request.principal.scope, request.object_id, values, versions
             )
         if row is None:
             raise (
-                missing(object_id)
+                missing(request.object_id)
                 if versions is None
-                else await precondition_failed(request, object_id)
+                else await precondition_failed(request)
             )
-        return object_response(row)
+        return object_reply(row)
 
-    async def delete_object(request: Request) -> Response:
+    async def delete_object(request: ApiRequest) -> Reply:
         reject_query(request)
-        object_id = request.path_params["id"]
-        versions = if_match_versions(request.headers.get("if-match"))
+        versions = if_match_versions(request.header(b"if-match"))
         deleted = versions != () and await store.delete(
-            executor_of(request), scope_of(request), object_id, versions
+            request.executor, request.principal.scope, request.object_id, versions
         )
         if not deleted:
             raise (
-                missing(object_id)
+                missing(request.object_id)
                 if versions is None
-                else await precondition_failed(request, object_id)
+                else await precondition_failed(request)
             )
-        return Response(rendering.deleted(object_id), media_type=JSON)
+        return Reply(200, rendering.deleted(request.object_id))
 
-    return [
-        Route(
-            resource.path, MethodDispatch({"GET": list_objects, "POST": create_object}, services)
+    return (
+        resource.path,
+        MethodDispatch({"GET": list_objects, "POST": create_object}, services),
+        MethodDispatch(
+            {"GET": retrieve_object, "PATCH": update_object, "DELETE": delete_object}, services
         ),
-        Route(
-            resource.path + "/{id}",
-            MethodDispatch(
-                {"GET": retrieve_object, "PATCH": update_object, "DELETE": delete_object}, services
-            ),
-        ),
-    ]
+    )
