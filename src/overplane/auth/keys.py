@@ -149,6 +149,7 @@ async def revoke_key(db: Database, key_id: str) -> None:
         "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
         (now_ms(), key_id),
     )
+    db.keys_changed()
     if row is None:
         raise CredentialError(f"no unrevoked key with id {key_id!r}")
 
@@ -176,35 +177,49 @@ async def authenticate(db: Database, secret: str) -> Principal | None:
 
 
 class PrincipalCache:
-    """Remembers successful key lookups for ``seconds``, sparing a query per request.
+    """Remembers successful key lookups, sparing a query per request, when that is safe.
 
-    Off (0) by default, because it has a price: a key revoked by another process keeps working
-    here until its entry expires. Unknown keys are never cached, so a new key works at once.
-    Entries are keyed by the key's hash, never by the secret itself.
+    Two ways, either enough on its own:
+
+    - **Told of revocations** (PostgreSQL, the default there): while the database reports a
+      :meth:`~overplane.storage.database.Database.keys_version` (a connection listening for
+      the notifications a trigger on api_keys sends), entries are kept until that version
+      moves, which any revocation anywhere makes happen within milliseconds. While it
+      reports None (the listener is reconnecting), nothing is answered from memory.
+    - **For a fixed time** (``seconds`` > 0, off by default): a key revoked by another process
+      keeps working here until its entry expires; the price of the saved query on SQLite.
+
+    Unknown keys are never cached, so a new key works at once. Entries are keyed by the key's
+    hash, never by the secret itself.
     """
 
     def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
         self.seconds = seconds
         self.max_entries = max_entries
         self._entries: dict[str, tuple[Principal, float]] = {}
+        self._version: int | None = None
 
     async def authenticate(self, db: Database, secret: str) -> Principal | None:
-        """Like :func:`authenticate`, answered from memory while an entry is fresh."""
-        if self.seconds <= 0:
+        """Like :func:`authenticate`, answered from memory while that is safe."""
+        version = db.keys_version()
+        if version is None and self.seconds <= 0:
             return await authenticate(db, secret)
+        if version != self._version:  # a key changed somewhere, or the listener reconnected
+            self._entries.clear()
+            self._version = version
         digest = hash_secret(secret)
         now = time.monotonic()
         entry = self._entries.get(digest)
-        if entry is not None and entry[1] > now:
+        if entry is not None and (version is not None or entry[1] > now):
             return entry[0]
         principal = await authenticate(db, secret)
-        if principal is not None:
+        if principal is None:
+            self._entries.pop(digest, None)
+        elif db.keys_version() == version:  # no revocation arrived while the query ran
             if len(self._entries) >= self.max_entries:
                 # Dicts keep insertion order: drop the oldest entry.
                 self._entries.pop(next(iter(self._entries)))
             self._entries[digest] = (principal, now + self.seconds)
-        else:
-            self._entries.pop(digest, None)
         return principal
 
 

@@ -39,7 +39,7 @@ from overplane.http.rendering import encode
 from overplane.http.routes import ApiRouter, Services, resource_dispatches
 from overplane.settings import Settings
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
-from overplane.storage.ids import new_random_token
+from overplane.storage.ids import new_request_id
 from overplane.storage.objects import now_ms
 
 logger = logging.getLogger("overplane.errors")
@@ -91,6 +91,8 @@ class OverplaneApp:
     async def open(self, db: Database | None = None) -> None:
         """Connect to the database (or adopt ``db``) and start the sweeper; run at start."""
         self.db = db or await open_database(self.settings)
+        if self.settings.pg_key_notifications:
+            self.db.watch_keys()
         self.sweeper = asyncio.create_task(self.sweep_forever())
 
     async def close(self) -> None:
@@ -149,7 +151,7 @@ class OverplaneApp:
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request; every response gets a Request-Id and an access-log line."""
         started = time.perf_counter()
-        request_id = "req_" + new_random_token(12)
+        request_id = new_request_id()
         status = 500
         response_started = False
         principal: Principal | None = None

@@ -12,6 +12,9 @@ Failures the client cannot fix (the database is down, locked or slow) surface as
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import secrets
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -24,8 +27,10 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from overplane.settings import Settings
+from overplane.storage.schema import API_KEYS_CHANNEL
 
 Row = Sequence[Any]
+logger = logging.getLogger("overplane.storage")
 
 
 class DatabaseUnavailable(Exception):
@@ -78,6 +83,19 @@ class Database(Executor):
 
     async def refresh_statistics(self) -> None:
         """Keep the query planner's statistics current (PostgreSQL's autovacuum does it)."""
+
+    def watch_keys(self) -> None:
+        """Start following changes to API keys made by any process (see :meth:`keys_version`);
+        a server calls this at start, the one-shot CLI commands do not."""
+
+    def keys_version(self) -> int | None:
+        """A number that changes whenever an API key may have been revoked or deleted by any
+        process; None while this process cannot tell, so nothing may rely on it."""
+        return None
+
+    def keys_changed(self) -> None:
+        """This process changed a key: move :meth:`keys_version` now, without waiting for the
+        notification (other processes hear of it through theirs)."""
 
 
 def sqlite_path(url: str) -> str:
@@ -267,6 +285,109 @@ class _PostgresTransaction(Transaction):
             return bool(taken)
 
 
+#: How often the key watch proves that notifications still reach it: it sends itself one
+#: through the pool and waits for it on the listening connection. That catches a connection a
+#: firewall dropped silently and a PgBouncer in transaction mode (which accepts LISTEN but
+#: never delivers), both of which would otherwise look healthy while missing revocations.
+KEY_WATCH_PROBE_SECONDS = 5.0
+#: How long the key watch waits before reconnecting after losing its connection.
+KEY_WATCH_RETRY_SECONDS = 1.0
+#: The key watch's connection, as pg_stat_activity shows it.
+KEY_WATCH_APPLICATION_NAME = "overplane-key-watch"
+_PROBE = "probe:"
+
+
+class _KeyWatch:
+    """One connection that LISTENs on :data:`API_KEYS_CHANNEL`, reconnecting when it is lost.
+
+    ``version`` moves on every key change notified and on every (re)connection. It is None,
+    and nothing may be cached on its word, until a probe notification has made the round
+    trip, and again as soon as the connection is lost or a probe goes unanswered.
+    """
+
+    def __init__(self, dsn: str, timeout: float, pool: asyncpg.Pool) -> None:
+        self.version: int | None = None
+        self._counter = 0
+        self._dsn = dsn
+        self._timeout = timeout
+        self._pool = pool
+        self._probe = ""
+        self._token = secrets.token_hex(8)  # tells our probes from other processes'
+        self._probe_arrived = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    def changed(self) -> None:
+        """A key changed (a notification, or this process changed one): move the version."""
+        self._counter += 1
+        if self.version is not None:
+            self.version = self._counter
+
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        if not payload.startswith(_PROBE):  # the trigger's payload: a key changed
+            self.changed()
+        elif payload == self._probe:  # every process hears every probe; ours is awaited
+            self._probe_arrived.set()
+
+    async def _round_trip(self, number: int) -> None:
+        """Send a probe through the pool and wait for it here; TimeoutError if it is lost."""
+        self._probe = f"{_PROBE}{self._token}:{number}"
+        self._probe_arrived.clear()
+        await self._pool.execute(
+            "SELECT pg_notify($1, $2)", API_KEYS_CHANNEL, self._probe, timeout=self._timeout
+        )
+        await asyncio.wait_for(self._probe_arrived.wait(), self._timeout)
+
+    async def _listen(self) -> None:
+        connection = await asyncpg.connect(
+            self._dsn,
+            timeout=self._timeout,
+            server_settings={"application_name": KEY_WATCH_APPLICATION_NAME},
+        )
+        try:
+            lost = asyncio.Event()
+
+            def on_lost(_: object) -> None:
+                self.version = None  # at once: the loop below may be asleep
+                lost.set()
+
+            connection.add_termination_listener(on_lost)
+            await connection.add_listener(API_KEYS_CHANNEL, self._notified)
+            probes = 0
+            while not lost.is_set():
+                await self._round_trip(probes)
+                if probes == 0:  # heard our own probe: from now on, changes are heard too
+                    self._counter += 1
+                    self.version = self._counter
+                probes += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), KEY_WATCH_PROBE_SECONDS)
+        finally:
+            self.version = None
+            connection.terminate()
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self._listen()
+                failing = False
+            except (*_POSTGRES_DOWN, asyncpg.PostgresError) as exc:
+                if not failing:  # once per outage, not once per retry
+                    logger.warning(
+                        "key watch: notifications are not arriving (%s); keys are looked up "
+                        "on every request until they do",
+                        type(exc).__name__,
+                    )
+                failing = True
+            await asyncio.sleep(KEY_WATCH_RETRY_SECONDS)
+
+    async def stop(self) -> None:
+        """Close the connection and stop reconnecting."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """The pool's reset hook, a no-op: the server leaves no session state on a connection
     (no SET, no LISTEN, no session advisory locks, no temporary tables), so asyncpg's default
@@ -283,9 +404,11 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout: float, dsn: str) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._dsn = dsn
+        self._key_watch: _KeyWatch | None = None
 
     @classmethod
     async def connect(cls, url: str, settings: Settings) -> PostgresDatabase:
@@ -303,7 +426,7 @@ class PostgresDatabase(Database):
             pool = await asyncpg.create_pool(min_size=settings.pg_pool_min_size, **options)
         except _POSTGRES_DOWN:
             pool = await asyncpg.create_pool(min_size=0, **options)
-        return cls(pool, settings.db_timeout_seconds)
+        return cls(pool, settings.db_timeout_seconds, options["dsn"])
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -339,7 +462,21 @@ class PostgresDatabase(Database):
                 async with connection.transaction():
                     yield _PostgresTransaction(connection)
 
+    def watch_keys(self) -> None:
+        if self._key_watch is None:
+            self._key_watch = _KeyWatch(self._dsn, self._timeout, self._pool)
+
+    def keys_version(self) -> int | None:
+        return None if self._key_watch is None else self._key_watch.version
+
+    def keys_changed(self) -> None:
+        if self._key_watch is not None:
+            self._key_watch.changed()
+
     async def close(self) -> None:
+        if self._key_watch is not None:
+            await self._key_watch.stop()
+            self._key_watch = None
         await self._pool.close()
 
 

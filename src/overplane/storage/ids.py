@@ -8,6 +8,7 @@ alphabet whose ASCII order matches the numeric order, so ids sort by creation ti
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
 
@@ -25,10 +26,43 @@ def encode_base62(number: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, "0")
 
 
+class RandomPool:
+    """Bytes from the operating system's CSPRNG, fetched 4 KiB at a time.
+
+    A ``getrandom`` system call per request id and object id was measured at about 5% of a
+    point read's time on this project's benchmark machine (docs/performance.md); one call per
+    few hundred ids costs nothing. The bytes are the same CSPRNG output either way. Secret
+    keys do not come from here: they are drawn fresh, so no future key ever sits in memory.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._bytes = b""
+        self._used = 0
+        # A forked child must not hand out the same bytes as its parent.
+        os.register_at_fork(after_in_child=self.discard)
+
+    def discard(self) -> None:
+        """Forget the buffered bytes."""
+        self._bytes, self._used = b"", 0
+
+    def take(self, nbytes: int) -> bytes:
+        """``nbytes`` bytes no one else gets."""
+        start = self._used
+        if start + nbytes > len(self._bytes):
+            self._bytes, start = os.urandom(max(self.size, nbytes)), 0
+        self._used = start + nbytes
+        return self._bytes[start : start + nbytes]
+
+
+_pool = RandomPool()
+
+
 def new_object_id(prefix: str) -> str:
     """A new id such as ``appointment_0Vq3…``: time-ordered lead, then 96 random bits."""
     lead = time.time_ns() // 1_000_000
-    return prefix + encode_base62((lead << RANDOM_BITS) | secrets.randbits(RANDOM_BITS), _WIDTH)
+    random_part = int.from_bytes(_pool.take(RANDOM_BITS // 8), "big")
+    return prefix + encode_base62((lead << RANDOM_BITS) | random_part, _WIDTH)
 
 
 #: The width of the ``id`` column; no id is longer.
@@ -52,6 +86,16 @@ def could_be_object_id(prefix: str, candidate: str) -> bool:
 
 
 def new_random_token(nbytes: int = 32) -> str:
-    """A URL-safe random token of ``nbytes`` bytes from the CSPRNG, in base 62."""
-    width = math.ceil(nbytes * 8 / math.log2(62))
-    return encode_base62(int.from_bytes(secrets.token_bytes(nbytes), "big"), width)
+    """A URL-safe random token of ``nbytes`` fresh bytes from the CSPRNG, in base 62 (for
+    secrets: keys, account ids)."""
+    return _token(secrets.token_bytes(nbytes))
+
+
+def new_request_id() -> str:
+    """A request id: ``req_`` and 96 random bits in base 62."""
+    return "req_" + _token(_pool.take(12))
+
+
+def _token(random_bytes: bytes) -> str:
+    width = math.ceil(len(random_bytes) * 8 / math.log2(62))
+    return encode_base62(int.from_bytes(random_bytes, "big"), width)

@@ -36,6 +36,10 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger(), nullable=True),
 )
 
+#: PostgreSQL: a trigger on api_keys notifies this channel on every update, delete or
+#: truncate (migration 0004); server processes listening on it drop their cached key lookups.
+API_KEYS_CHANNEL = "overplane_api_keys"
+
 
 #: Equality filters are served by indexes on this many leading characters of a field:
 #: PostgreSQL cannot index whole 1,000-character values (a btree entry holds ~2,700 bytes).
