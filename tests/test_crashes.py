@@ -446,3 +446,38 @@ def test_serve_refuses_to_start_while_the_database_is_down(cluster: PrivateClust
     assert result.returncode == 1
     assert "cannot migrate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_requests_queued_for_a_frozen_database_all_get_a_prompt_503(
+    cluster: PrivateCluster, start_server: ServerLauncher
+) -> None:
+    """Requests queued behind a one-connection pool while the database does not answer are
+    each answered 503 within about one database timeout, not one timeout per request ahead of
+    them in the queue (the fair queue in front of the pool gives up on a stale turn)."""
+    if not cluster.running:
+        cluster.start()
+    key = new_key()
+    server = start_server(
+        cluster.url,
+        OVERPLANE_BOOTSTRAP_KEY=key,
+        OVERPLANE_DB_TIMEOUT_SECONDS="2",
+        OVERPLANE_PG_POOL_MIN_SIZE="1",
+        OVERPLANE_PG_POOL_MAX_SIZE="1",
+    )
+    resource = RESOURCES[0]
+    with server.client(key) as client:
+        created = timed(client, "POST", resource.path, json=valid_body(resource))
+        assert created.status_code == 201, created.text
+        location = created.headers["location"]
+        cluster.freeze()
+        try:
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                clients = [server.client(key) for _ in range(6)]
+                answers = list(pool.map(lambda c: timed(c, "GET", location), clients))
+                for queued in clients:
+                    queued.close()
+            for answer in answers:
+                assert_unavailable(answer)
+        finally:
+            cluster.thaw()
+        assert recovers(client, location).json() == created.json()
