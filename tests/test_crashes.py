@@ -333,12 +333,18 @@ def cluster() -> Iterator[PrivateCluster]:
         private.remove()
 
 
-def timed(send: httpx.Client, method: str, path: str, **kwargs: object) -> httpx.Response:
-    """One request, which must be answered within OUTAGE_RESPONSE_SECONDS and not with 500."""
+def timed(
+    send: httpx.Client,
+    method: str,
+    path: str,
+    within: float = OUTAGE_RESPONSE_SECONDS,
+    **kwargs: object,
+) -> httpx.Response:
+    """One request, which must be answered ``within`` seconds and not with 500."""
     began = time.monotonic()
     response = send.request(method, path, **kwargs)  # type: ignore[arg-type]
     elapsed = time.monotonic() - began
-    assert elapsed < OUTAGE_RESPONSE_SECONDS, f"{method} {path} took {elapsed:.1f} s"
+    assert elapsed < within, f"{method} {path} took {elapsed:.1f} s"
     assert response.status_code != 500, response.text
     return response
 
@@ -452,8 +458,9 @@ def test_requests_queued_for_a_frozen_database_all_get_a_prompt_503(
     cluster: PrivateCluster, start_server: ServerLauncher
 ) -> None:
     """Requests queued behind a one-connection pool while the database does not answer are
-    each answered 503 within about one database timeout, not one timeout per request ahead of
-    them in the queue (the fair queue in front of the pool gives up on a stale turn)."""
+    each answered 503 within two database timeouts (at most one waiting for the connection,
+    one for the statement), not one timeout per request ahead of them in the queue: a turn
+    that came later than the timeout is given up."""
     if not cluster.running:
         cluster.start()
     key = new_key()
@@ -473,7 +480,9 @@ def test_requests_queued_for_a_frozen_database_all_get_a_prompt_503(
         try:
             with ThreadPoolExecutor(max_workers=6) as pool:
                 clients = [server.client(key) for _ in range(6)]
-                answers = list(pool.map(lambda c: timed(c, "GET", location), clients))
+                answers = list(
+                    pool.map(lambda c: timed(c, "GET", location, within=2 * 2 + 1.5), clients)
+                )
                 for queued in clients:
                     queued.close()
             for answer in answers:

@@ -16,21 +16,22 @@ import contextlib
 import logging
 import secrets
 import sqlite3
-import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from overplane.settings import Settings
+from overplane.storage.pool import ConnectionPool
 from overplane.storage.schema import API_KEYS_CHANNEL
 
 Row = Sequence[Any]
+_T = TypeVar("_T")
 logger = logging.getLogger("overplane.storage")
 
 
@@ -389,14 +390,8 @@ class _KeyWatch:
             await self._task
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """The pool's reset hook, a no-op: the server leaves no session state on a connection
-    (no SET, no LISTEN, no session advisory locks, no temporary tables), so asyncpg's default
-    reset (RESET ALL, UNLISTEN, …: a round trip on every release) would be pure cost."""
-
-
 class PostgresDatabase(Database):
-    """An asyncpg connection pool.
+    """A pool of asyncpg connections (:class:`~overplane.storage.pool.ConnectionPool`).
 
     When PostgreSQL goes away, calls fail fast with :class:`DatabaseUnavailable` (503); the
     pool replaces broken connections on later calls, so the server recovers by itself when
@@ -405,9 +400,8 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float, dsn: str) -> None:
+    def __init__(self, pool: ConnectionPool, timeout: float, dsn: str) -> None:
         self._pool = pool
-        self._turns = asyncio.Semaphore(pool.get_max_size())
         self._timeout = timeout
         self._dsn = dsn
         self._key_watch: _KeyWatch | None = None
@@ -416,77 +410,61 @@ class PostgresDatabase(Database):
     async def connect(cls, url: str, settings: Settings) -> PostgresDatabase:
         """Open a pool. If PostgreSQL cannot be reached yet, open it empty, so the server
         starts, answers 503 until the database is back, and then recovers on its own."""
-        options: dict[str, Any] = {
-            "dsn": url.replace("postgres://", "postgresql://", 1),
-            "max_size": max(settings.pg_pool_max_size, settings.pg_pool_min_size),
-            "command_timeout": settings.db_timeout_seconds,
-            "timeout": settings.db_timeout_seconds,
-            "statement_cache_size": settings.pg_statement_cache_size,
-            "reset": _keep_session,
-        }
-        try:
-            pool = await asyncpg.create_pool(min_size=settings.pg_pool_min_size, **options)
-        except _POSTGRES_DOWN:
-            pool = await asyncpg.create_pool(min_size=0, **options)
-        return cls(pool, settings.db_timeout_seconds, options["dsn"])
+        dsn = url.replace("postgres://", "postgresql://", 1)
+        timeout = settings.db_timeout_seconds
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async def connect_one() -> asyncpg.Connection:
+            return await asyncpg.connect(
+                dsn,
+                timeout=timeout,
+                command_timeout=timeout,
+                statement_cache_size=settings.pg_statement_cache_size,
+            )
+
+        pool = ConnectionPool(
+            connect_one, max(settings.pg_pool_max_size, settings.pg_pool_min_size), timeout
+        )
+        with contextlib.suppress(*_POSTGRES_DOWN):
+            await pool.fill(settings.pg_pool_min_size)
+        return cls(pool, timeout, dsn)
+
+    async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
+        """``call`` with a pooled connection of its own."""
         with _postgres_errors():
-            await self._take_turn()
+            connection = await self._pool.acquire()
             try:
-                async with self._pool.acquire(timeout=self._timeout) as connection:
-                    try:
-                        yield connection
-                    except (TimeoutError, asyncpg.exceptions.QueryCanceledError):
-                        # The server did not answer in time and may not answer at all: drop
-                        # the connection rather than let the pool wait another timeout to
-                        # cancel the statement, so the client gets its 503 within one timeout.
-                        connection.terminate()
-                        raise
-            finally:
-                self._turns.release()
-
-    async def _take_turn(self) -> None:
-        """Wait, first come first served, until a pool connection is free for this caller.
-
-        asyncpg's pool hands a released connection to whichever caller asks next, so under
-        load a newcomer can overtake a caller that was already waiting, again and again: the
-        benchmark's p99 was 20-70× its p50. A fair semaphore in front of the pool, as wide as
-        the pool, makes the wait a queue (docs/performance.md).
-        """
-        if not self._turns.locked():
-            await self._turns.acquire()
-            return
-        # Holders finish or fail within the timeout, so the queue always moves; a caller that
-        # nevertheless waited longer gives up on getting its turn (a timer per wait would cost
-        # more than the check).
-        queued = time.monotonic()
-        await self._turns.acquire()
-        if time.monotonic() - queued > self._timeout:
-            self._turns.release()
-            raise TimeoutError("waited longer than the database timeout for a connection")
+                result = await call(connection)
+            except BaseException as exc:
+                self._pool.release(connection, exc)
+                raise
+            self._pool.release(connection, None)
+            return result
 
     async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        async with self._connection() as connection:
-            row: Row | None = await connection.fetchrow(postgres_sql(sql), *args)
-            return row
+        row: Row | None = await self._run(lambda c: c.fetchrow(postgres_sql(sql), *args))
+        return row
 
     async def fetch_all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        async with self._connection() as connection:
-            rows: list[Row] = await connection.fetch(postgres_sql(sql), *args)
-            return rows
+        rows: list[Row] = await self._run(lambda c: c.fetch(postgres_sql(sql), *args))
+        return rows
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
-        async with self._connection() as connection:
-            await connection.execute(postgres_sql(sql), *args)
+        await self._run(lambda c: c.execute(postgres_sql(sql), *args))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._connection() as connection:
+        with _postgres_errors():
+            connection = await self._pool.acquire()
+        error: BaseException | None = None
+        try:
             with _postgres_errors():
                 async with connection.transaction():
                     yield _PostgresTransaction(connection)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._pool.release(connection, error)
 
     def watch_keys(self) -> None:
         if self._key_watch is None:
