@@ -8,10 +8,7 @@ loop for PostgreSQL, so these tests are plain synchronous functions.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
-import time
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any, TypeVar
@@ -27,7 +24,7 @@ from overplane.declarations import RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
-from overplane.storage.database import open_database, sqlite_path
+from overplane.storage.database import sqlite_path
 from overplane.storage.schema import metadata
 
 T = TypeVar("T")
@@ -194,54 +191,6 @@ def test_sqlite_opened_by_the_app_is_in_wal_mode_with_a_busy_timeout(
     assert timeout[0] == settings.sqlite_busy_timeout_ms
     assert timeout[0] > 0
     assert journal_mode(path) == "wal"  # persistent: every later connection uses WAL too
-
-
-@pytest.mark.parametrize("checkpoint_seconds", [0.05, 0.0])
-def test_sqlite_log_is_copied_back_by_the_background_checkpointer(
-    tmp_sqlite_url: str, checkpoint_seconds: float
-) -> None:
-    """With OVERPLANE_SQLITE_CHECKPOINT_SECONDS set, the server's own commits never
-    checkpoint (SQLite would, inside a commit, on the event loop): a thread copies the
-    write-ahead log into the database file. One commit of about 2 MB, below SQLite's
-    automatic threshold of 1,000 pages of log, reaches the database file only through that
-    thread."""
-    migrate.upgrade(tmp_sqlite_url)
-    path = sqlite_path(tmp_sqlite_url)
-
-    def size() -> int:
-        return os.path.getsize(path)
-
-    db = asyncio.run(
-        open_database(
-            Settings(database_url=tmp_sqlite_url, sqlite_checkpoint_seconds=checkpoint_seconds)
-        )
-    )
-
-    async def write() -> int:
-        row = await db.fetch_one("PRAGMA wal_autocheckpoint")
-        assert row is not None
-        async with db.transaction() as transaction:  # about 500 pages of log: one commit
-            await transaction.execute("CREATE TABLE filler (value TEXT)")
-            for _ in range(2000):
-                await transaction.execute("INSERT INTO filler VALUES (?)", ("x" * 1000,))
-        return int(row[0])
-
-    try:
-        before = size()
-        autocheckpoint = asyncio.run(write())
-        # Without the thread nothing will change: half a second shows it.
-        deadline = time.monotonic() + (5 if checkpoint_seconds else 0.5)
-        while size() < before + 1_000_000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        grown = size() - before
-    finally:
-        asyncio.run(db.close())
-    if checkpoint_seconds:
-        assert autocheckpoint == 0
-        assert grown >= 1_000_000
-    else:
-        assert autocheckpoint == 1000  # SQLite's default, and its own threshold
-        assert grown < 1_000_000
 
 
 def test_every_declared_index_exists(database_url: str) -> None:

@@ -83,7 +83,6 @@ class Settings:
     auth_cache_seconds: float = 0.0
     pg_key_notifications: bool = True
     sqlite_busy_timeout_ms: int = 5000
-    sqlite_checkpoint_seconds: float = 1.0
     pg_pool_min_size: int = 1
     pg_pool_max_size: int = 10
     db_timeout_seconds: float = 10.0
@@ -160,13 +159,6 @@ SETTINGS: dict[str, Setting] = {
         _parse_positive_int,
         "How long a SQLite write waits for another process's write lock before the request "
         "fails with 503 unavailable.",
-    ),
-    "sqlite_checkpoint_seconds": Setting(
-        "OVERPLANE_SQLITE_CHECKPOINT_SECONDS",
-        _parse_non_negative_float,
-        "How often a background thread copies SQLite's write-ahead log into the database "
-        "file (when it has changed). 0 leaves it to SQLite, which does it inside a commit "
-        "and stalls the whole server process meanwhile.",
     ),
     "pg_pool_min_size": Setting(
         "OVERPLANE_PG_POOL_MIN_SIZE",

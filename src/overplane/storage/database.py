@@ -16,7 +16,6 @@ import contextlib
 import logging
 import secrets
 import sqlite3
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -127,51 +126,6 @@ def _sqlite_error(exc: sqlite3.Error) -> Exception:
     return exc
 
 
-class _Checkpointer(threading.Thread):
-    """Copies the write-ahead log back into the database file, from a thread of its own.
-
-    SQLite's automatic checkpoint runs inside whichever COMMIT takes the log past 1,000
-    pages, on the event loop: it copies the pages and syncs the file while every request of
-    the process waits (the benchmark's SQLite write p99 of 200 ms and more). Here a thread
-    with its own connection runs a PASSIVE checkpoint every ``interval`` seconds when the log
-    has changed; sqlite3 releases the GIL meanwhile, and a PASSIVE checkpoint never blocks
-    readers or writers.
-    """
-
-    def __init__(self, path: str, busy_timeout_ms: int, interval: float) -> None:
-        super().__init__(name="overplane-sqlite-checkpoint", daemon=True)
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._interval = interval
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            wal = Path(self._path + "-wal")
-            checkpointed: tuple[int, int] | None = None
-            while not self._stopping.wait(self._interval):
-                try:
-                    stat = wal.stat()
-                except FileNotFoundError:
-                    continue
-                if (stat.st_size, stat.st_mtime_ns) == checkpointed:
-                    continue
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    checkpointed = (stat.st_size, stat.st_mtime_ns)
-                except sqlite3.Error as exc:  # busy, disk trouble: try again next time
-                    logger.warning("SQLite checkpoint skipped: %s", exc)
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        """Finish the checkpoint under way, if any, and end the thread."""
-        self._stopping.set()
-        self.join()
-
-
 class SQLiteDatabase(Database):
     """One sqlite3 connection in autocommit mode, called directly on the event loop.
 
@@ -187,18 +141,13 @@ class SQLiteDatabase(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str, busy_timeout_ms: int, checkpoint_seconds: float = 0) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, cached_statements=512
         )
         self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self._checkpointer: _Checkpointer | None = None
-        if checkpoint_seconds > 0 and path != ":memory:":
-            self._connection.execute("PRAGMA wal_autocheckpoint = 0")
-            self._checkpointer = _Checkpointer(path, busy_timeout_ms, checkpoint_seconds)
-            self._checkpointer.start()
         self._connection.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives a crash of the process; on power loss the
         # last transactions may roll back, but the file never corrupts (docs/deployment.md).
@@ -261,9 +210,6 @@ class SQLiteDatabase(Database):
                     self._connection.execute("ROLLBACK")
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
         self._connection.close()
 
 
@@ -543,6 +489,4 @@ async def open_database(settings: Settings) -> Database:
     url = settings.database_url
     if is_postgres(url):
         return await PostgresDatabase.connect(url, settings)
-    return SQLiteDatabase(
-        sqlite_path(url), settings.sqlite_busy_timeout_ms, settings.sqlite_checkpoint_seconds
-    )
+    return SQLiteDatabase(sqlite_path(url), settings.sqlite_busy_timeout_ms)
