@@ -17,13 +17,16 @@ RANDOM_BITS = 96
 _WIDTH = 25  # 62**25 > 2**(48 + 96): a 48-bit millisecond lead and the random bits
 
 
+_PAIRS = [high + low for high in ALPHABET for low in ALPHABET]  # two digits per division
+
+
 def encode_base62(number: int, width: int) -> str:
     """``number`` in base 62, left-padded with zeros to ``width`` characters."""
-    digits = []
+    pairs = []
     while number:
-        number, remainder = divmod(number, 62)
-        digits.append(ALPHABET[remainder])
-    return "".join(reversed(digits)).rjust(width, "0")
+        number, remainder = divmod(number, 3844)
+        pairs.append(_PAIRS[remainder])
+    return "".join(reversed(pairs)).lstrip("0").rjust(width, "0")
 
 
 class RandomPool:
