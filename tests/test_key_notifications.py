@@ -1,10 +1,11 @@
 """A revoked key stops working at once, however it was revoked, while servers cache keys.
 
-On PostgreSQL each server process caches key lookups (one query saved per request) only while
-its key-watch connection LISTENs for the notifications a trigger on ``api_keys`` sends; on
-SQLite nothing is cached by default. These tests revoke keys with plain SQL from outside the
-server (no project code involved), prove the PostgreSQL cache is really used, and kill the
-listening connection to check that the cache is not trusted while revocations cannot be heard.
+Each server process caches key lookups (one query saved per request) only while it hears every
+change to the keys: on PostgreSQL a key-watch connection LISTENs for the notifications a
+trigger on ``api_keys`` sends; on SQLite an inotify watch hears every write to the database's
+directory. These tests revoke keys with plain SQL from outside the server (no project code
+involved), prove the caches are really used, and kill PostgreSQL's listening connection to
+check that the cache is not trusted while revocations cannot be heard.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ import time
 
 import asyncpg
 import httpx
+import pytest
+from starlette.testclient import TestClient
 
+from overplane.auth import keys
+from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
+from overplane.storage import migrate
 from overplane.storage.database import (
     KEY_WATCH_APPLICATION_NAME,
     KEY_WATCH_RETRY_SECONDS,
+    SQLiteDatabase,
     sqlite_path,
 )
 from servers import RunningServer, ServerLauncher, run_cli
@@ -107,21 +114,19 @@ def test_a_key_revoked_by_plain_sql_is_refused(
 def test_postgres_caches_keys_only_while_it_hears_revocations(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
-    """PostgreSQL: a cached key is answered without its table (proof the cache is used); once
-    the listening connection is killed, a revocation made while nobody listens is still
-    honoured; the watch reconnects and caching resumes. SQLite: nothing is cached, so the key
-    table is needed on every request."""
+    """PostgreSQL: a cached key is answered without its table (proof the cache is used; a
+    rename is DDL, which notifies nobody); once the listening connection is killed, a
+    revocation made while nobody listens is still honoured; the watch reconnects and caching
+    resumes. (SQLite: test_sqlite_caches_keys_and_forgets_them_on_any_write.)"""
+    if fresh_database_url.startswith("sqlite"):
+        return
     server, key = start(start_server, fresh_database_url)
     assert status(server, key) == 200
     sql(fresh_database_url, "ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
     try:
-        answered_without_table = status(server, key)
+        assert status(server, key) == 200  # remembered
     finally:
         sql(fresh_database_url, "ALTER TABLE api_keys_elsewhere RENAME TO api_keys")
-    if fresh_database_url.startswith("sqlite"):
-        assert answered_without_table == 500  # looked up, not remembered
-        return
-    assert answered_without_table == 200
 
     assert key_watchers(fresh_database_url) == 1
     sql(
@@ -140,23 +145,65 @@ def test_postgres_caches_keys_only_while_it_hears_revocations(
     created = run_cli(fresh_database_url, "keys", "create", "--account", "default")
     assert created.returncode == 0, created.stderr
     second_key = created.stdout.strip().splitlines()[-1]
-    assert status(server, second_key) == 200  # looked up, and cached again
-    sql(fresh_database_url, "ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
-    try:
+    deadline = time.monotonic() + 15
+    while True:  # looked up, and cached again once the new connection's probe came back
         assert status(server, second_key) == 200
+        sql(fresh_database_url, "ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
+        try:
+            if status(server, second_key) == 200:
+                break
+        finally:
+            sql(fresh_database_url, "ALTER TABLE api_keys_elsewhere RENAME TO api_keys")
+        assert time.monotonic() < deadline, "the key cache did not resume"
+        time.sleep(0.2)
+
+
+def key_lookups(app: OverplaneApp, client: TestClient, key: str) -> int:
+    """How many statements on api_keys one authenticated request ran, on SQLite."""
+    db = app.db
+    assert isinstance(db, SQLiteDatabase)
+    statements: list[str] = []
+    db._connection.set_trace_callback(statements.append)
+    try:
+        assert client.get(PATH, headers={"Authorization": f"Bearer {key}"}).status_code == 200
     finally:
-        sql(fresh_database_url, "ALTER TABLE api_keys_elsewhere RENAME TO api_keys")
+        db._connection.set_trace_callback(None)
+    return sum("api_keys" in statement for statement in statements)
 
 
-def test_key_notifications_can_be_switched_off(
+@pytest.mark.parametrize("key_cache", [True, False])
+def test_sqlite_caches_keys_and_forgets_them_on_any_write(
+    tmp_sqlite_url: str, key_cache: bool
+) -> None:
+    """SQLite: with the cache on, a key is looked up once and then remembered, until any
+    process writes to the database (here a plain UPDATE from another connection); with
+    OVERPLANE_KEY_CACHE=false it is looked up on every request."""
+    migrate.upgrade(tmp_sqlite_url)
+    key = "sk_test_" + secrets.token_hex(16)
+    app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False, key_cache=key_cache))
+    with TestClient(app) as client:
+        assert client.portal is not None
+        assert app.db is not None
+        client.portal.call(keys.ensure_bootstrap, app.db, key)
+        assert key_lookups(app, client, key) == 1
+        assert key_lookups(app, client, key) == (0 if key_cache else 1)
+        sql(tmp_sqlite_url, "UPDATE accounts SET name = name")  # any write, by anyone
+        time.sleep(0.05)
+        assert key_lookups(app, client, key) == 1
+        assert key_lookups(app, client, key) == (0 if key_cache else 1)
+
+
+def test_key_cache_can_be_switched_off(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
-    """OVERPLANE_PG_KEY_NOTIFICATIONS=false: no listening connection, every key looked up."""
-    assert Settings().pg_key_notifications  # on by default
-    server, key = start(start_server, fresh_database_url, OVERPLANE_PG_KEY_NOTIFICATIONS="false")
+    """OVERPLANE_KEY_CACHE=false: on PostgreSQL no listening connection, every key looked up.
+    (SQLite: test_sqlite_caches_keys_and_forgets_them_on_any_write.)"""
+    assert Settings().key_cache  # on by default
+    server, key = start(start_server, fresh_database_url, OVERPLANE_KEY_CACHE="false")
     assert status(server, key) == 200
-    if not fresh_database_url.startswith("sqlite"):
-        assert key_watchers(fresh_database_url) == 0
+    if fresh_database_url.startswith("sqlite"):
+        return
+    assert key_watchers(fresh_database_url) == 0
     sql(fresh_database_url, "ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
     try:
         assert status(server, key) == 500  # looked up, not remembered

@@ -81,7 +81,7 @@ class Settings:
     access_log: bool = True
     access_log_flush_seconds: float = 0.2
     auth_cache_seconds: float = 0.0
-    pg_key_notifications: bool = True
+    key_cache: bool = True
     sqlite_busy_timeout_ms: int = 5000
     pg_pool_min_size: int = 1
     pg_pool_max_size: int = 10
@@ -146,13 +146,14 @@ SETTINGS: dict[str, Setting] = {
         "0 (the default) checks every request, so a revoked key stops working at once; with a "
         "cache, a key revoked elsewhere keeps working here for up to this long.",
     ),
-    "pg_key_notifications": Setting(
-        "OVERPLANE_PG_KEY_NOTIFICATIONS",
+    "key_cache": Setting(
+        "OVERPLANE_KEY_CACHE",
         _parse_bool,
-        "PostgreSQL: each server process keeps one extra connection listening for key "
-        "changes (a trigger notifies it of every revocation) and caches key lookups while it "
-        "is connected, saving a query per request; revocations still take effect everywhere "
-        "within milliseconds. false checks the key of every request in the database.",
+        "Cache API-key lookups while this process hears every change to the keys, saving a "
+        "query per request; a revocation, however it is made, still takes effect everywhere "
+        "within milliseconds. PostgreSQL: one extra connection LISTENs for the notification "
+        "a trigger on api_keys sends. SQLite: an inotify watch on the database's directory "
+        "reports every write (Linux). false looks up the key of every request.",
     ),
     "sqlite_busy_timeout_ms": Setting(
         "OVERPLANE_SQLITE_BUSY_TIMEOUT_MS",

@@ -91,7 +91,7 @@ class OverplaneApp:
     async def open(self, db: Database | None = None) -> None:
         """Connect to the database (or adopt ``db``) and start the sweeper; run at start."""
         self.db = db or await open_database(self.settings)
-        if self.settings.pg_key_notifications:
+        if self.settings.key_cache:
             self.db.watch_keys()
         self.sweeper = asyncio.create_task(self.sweep_forever())
 
@@ -155,16 +155,6 @@ class OverplaneApp:
         status = 500
         response_started = False
         principal: Principal | None = None
-
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                request_id_header = (b"request-id", request_id.encode())
-                message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
-
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
@@ -178,6 +168,16 @@ class OverplaneApp:
                 response_started = True
                 await send_reply(send, reply, request_id)
             else:
+
+                async def send_with_request_id(message: Message) -> None:
+                    nonlocal status, response_started
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                        response_started = True
+                        request_id_header = (b"request-id", request_id.encode())
+                        message["headers"] = [*message.get("headers", ()), request_id_header]
+                    await send(message)
+
                 scope = {**scope, "path": path, "app": self}
                 await self.router(scope, receive, send_with_request_id)
         except Exception as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sqlite3
 from abc import ABC, abstractmethod
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from overplane.settings import Settings
+from overplane.storage.file_watch import FileWatch
 from overplane.storage.pool import ConnectionPool
 from overplane.storage.schema import API_KEYS_CHANNEL
 
@@ -158,6 +160,8 @@ class SQLiteDatabase(Database):
         self._connection.execute("PRAGMA analysis_limit = 1000")
         self._transaction_lock = asyncio.Lock()
         self.run("ANALYZE", (), 0)
+        self._path = path
+        self._key_watch: FileWatch | None = None
 
     def run(self, sql: str, args: Sequence[Any], rows: int | None) -> list[Row]:
         """Run one statement now; return up to ``rows`` rows (all if None)."""
@@ -209,7 +213,21 @@ class SQLiteDatabase(Database):
                 if self._connection.in_transaction:  # the COMMIT failed: leave nothing open
                     self._connection.execute("ROLLBACK")
 
+    def watch_keys(self) -> None:
+        if self._key_watch is None and self._path != ":memory:":
+            self._key_watch = FileWatch.start(os.path.dirname(os.path.abspath(self._path)))
+
+    def keys_version(self) -> int | None:
+        return None if self._key_watch is None else self._key_watch.version
+
+    def keys_changed(self) -> None:
+        if self._key_watch is not None:
+            self._key_watch.changed()
+
     async def close(self) -> None:
+        if self._key_watch is not None:
+            self._key_watch.stop()
+            self._key_watch = None
         self._connection.close()
 
 
