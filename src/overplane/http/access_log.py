@@ -6,8 +6,8 @@ a body or the query string (which could carry personal data).
 Why not the ``logging`` module: a ``StreamHandler`` takes a lock, builds a record and flushes
 (one ``write`` system call) per line, which cost about a third of a point read's throughput
 (``docs/performance.md``). Here a line is one msgspec encode appended to a buffer; the buffer
-is written with one system call when it reaches :data:`FLUSH_BYTES`, ``flush_seconds`` after
-its first line, and when the server stops. A process killed with SIGKILL loses at most that
+is written (in whole lines, :data:`ATOMIC_WRITE_BYTES` at a time) when it reaches
+:data:`FLUSH_BYTES`, ``flush_seconds`` after its first line, and when the server stops. A process killed with SIGKILL loses at most that
 window of lines; ``OVERPLANE_ACCESS_LOG_FLUSH_SECONDS=0`` writes every line at once.
 """
 
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import sys
 import time
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -25,6 +26,11 @@ from overplane.rfc3339 import format_ms
 
 #: A full buffer is written at once, whatever the timer says (bounds memory under load).
 FLUSH_BYTES = 64 * 1024
+#: POSIX PIPE_BUF on Linux: a write of at most this many bytes to a pipe is never interleaved
+#: with other processes' writes. Standard error is often a pipe (a container runtime, systemd)
+#: shared by every ``--workers`` process, so the buffer goes out in whole lines of at most
+#: this size, never half a line from one worker inside a line from another.
+ATOMIC_WRITE_BYTES = 4096
 
 
 class AccessLine(msgspec.Struct, gc=False):
@@ -57,10 +63,10 @@ class AccessLog(Protocol):
 
 
 class BufferedAccessLog:
-    """JSON lines to a binary stream, written in batches (see the module docstring)."""
+    """JSON lines to a file descriptor, written in batches (see the module docstring)."""
 
-    def __init__(self, stream: BinaryIO, flush_seconds: float) -> None:
-        self.stream = stream
+    def __init__(self, fd: int, flush_seconds: float) -> None:
+        self.fd = fd
         self.flush_seconds = flush_seconds
         self.buffer = bytearray()
         self.timer: asyncio.TimerHandle | None = None
@@ -104,18 +110,31 @@ class BufferedAccessLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered lines with one system call and cancel the pending timer."""
+        """Write the buffered lines (a few system calls) and cancel the pending timer."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.buffer:
-            data = bytes(self.buffer)
-            self.buffer.clear()
-            try:
-                self.stream.write(data)
-                self.stream.flush()
-            except (OSError, ValueError):  # stderr closed or gone: the log is best effort
-                pass
+        if not self.buffer:
+            return
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        start = 0
+        while start < len(data):
+            end = start + ATOMIC_WRITE_BYTES
+            if end < len(data):
+                last_newline = data.rfind(b"\n", start, end)
+                # a single line longer than the limit goes out on its own
+                end = last_newline + 1 if last_newline >= 0 else data.find(b"\n", end) + 1
+                end = end or len(data)
+            self._write_all(memoryview(data)[start:end])
+            start = end
+
+    def _write_all(self, chunk: memoryview) -> None:
+        try:
+            while chunk:
+                chunk = chunk[os.write(self.fd, chunk) :]
+        except OSError:  # standard error closed or gone: the log is best effort
+            pass
 
 
 class DiscardedAccessLog:
@@ -140,4 +159,4 @@ def configure(enabled: bool, flush_seconds: float) -> AccessLog:
     """The access-log writer: batched JSON lines on standard error, or nothing if disabled."""
     if not enabled:
         return DiscardedAccessLog()
-    return BufferedAccessLog(sys.stderr.buffer, flush_seconds)
+    return BufferedAccessLog(sys.stderr.fileno(), flush_seconds)
