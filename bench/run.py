@@ -40,6 +40,8 @@ Knobs (environment): ``BENCH_QUICK=1`` (a smoke run of about three minutes),
 ``BENCH_CONNECTIONS`` (64), ``BENCH_SEED`` (objects per resource, 10000),
 ``BENCH_SOAK_SECONDS`` (60; the issue asks for 300), ``BENCH_PROFILE`` (1 or 0),
 ``BENCH_PROFILE_SECONDS`` (5), ``BENCH_EXTRAS`` (1 or 0: workers and access-log runs),
+``BENCH_HTTP_SERVER`` (``uvicorn`` or ``granian``: ``overplane serve --http-server`` and the
+ceiling both run on it),
 ``BENCH_BACKENDS`` (``sqlite,postgresql``), ``BENCH_PG_URL`` (an administrative connection,
 default ``postgresql://postgres@127.0.0.1:5432/postgres``), ``BENCH_SERVER_CPUS``,
 ``BENCH_CLIENT_CPUS``, ``BENCH_DOC`` (default ``docs/performance.md``) and ``BENCH_KEEP=1``
@@ -80,7 +82,15 @@ from bench.report import (
     Summary,
     WorkersRow,
 )
-from bench.servers import ROOT, Server, ceiling_command, free_port, overplane_command, serving
+from bench.servers import (
+    HTTP_SERVER,
+    ROOT,
+    Server,
+    ceiling_command,
+    free_port,
+    overplane_command,
+    serving,
+)
 
 DOC_TEMPLATE = """# Performance
 
@@ -250,7 +260,7 @@ def source_revision() -> str:
 def versions() -> dict[str, str]:
     """The versions of everything on the request path."""
     found = {"python": platform.python_version()}
-    for package in ("uvicorn", "uvloop", "httptools", "starlette", "msgspec", "asyncpg"):
+    for package in (HTTP_SERVER, "uvloop", "httptools", "starlette", "msgspec", "asyncpg"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -320,6 +330,7 @@ class Bench:
             machine=machine(),
             versions=versions(),
             settings={
+                "HTTP server": HTTP_SERVER,
                 "connections": str(config.connections),
                 "runs": f"{config.repetitions} × {config.duration} s after a "
                 f"{config.warmup} s warm-up, each paired with a {config.ceiling_seconds} s "

@@ -82,6 +82,13 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+#: The HTTP server under test (``BENCH_HTTP_SERVER``): ``overplane serve --http-server`` and
+#: the ceiling both run on it.
+HTTP_SERVER = os.environ.get("BENCH_HTTP_SERVER", "uvicorn")
+if HTTP_SERVER not in {"uvicorn", "granian"}:
+    raise SystemExit(f"BENCH_HTTP_SERVER must be uvicorn or granian, not {HTTP_SERVER!r}")
+
+
 def overplane_command(port: int, workers: int = 1) -> list[str]:
     """``overplane serve`` as the benchmark runs it."""
     return [
@@ -93,11 +100,19 @@ def overplane_command(port: int, workers: int = 1) -> list[str]:
         str(port),
         "--workers",
         str(workers),
+        "--http-server",
+        HTTP_SERVER,
     ]
 
 
 def ceiling_command(port: int) -> list[str]:
-    """The ceiling app on uvicorn with the settings ``overplane serve`` uses."""
+    """The ceiling app on the HTTP server and settings ``overplane serve`` uses."""
+    if HTTP_SERVER == "granian":
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop"),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+            *("--working-dir", str(ROOT), "bench.ceiling:app"),
+        ]
     return [
         sys.executable,
         "-m",

@@ -196,14 +196,17 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
 # --- SIGTERM -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 def test_sigterm_drains_the_request_in_flight(
-    fresh_database_url: str, start_server: ServerLauncher
+    fresh_database_url: str, start_server: ServerLauncher, http_server: str
 ) -> None:
     """SIGTERM while a request's body is still arriving: the server stops accepting new
     connections, lets that request finish (201), then exits with status 0 and no longer
-    listens."""
+    listens; on either HTTP server ``serve`` offers."""
     key = new_key()
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server = start_server(
+        fresh_database_url, "--http-server", http_server, OVERPLANE_BOOTSTRAP_KEY=key
+    )
     resource = RESOURCES[-1]
     body = json.dumps(valid_body(resource)).encode()
     chunks = [body[i : i + len(body) // 4 + 1] for i in range(0, len(body), len(body) // 4 + 1)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+import threading
 import time
 
 import asyncpg
@@ -209,3 +210,20 @@ def test_key_cache_can_be_switched_off(
         assert status(server, key) == 500  # looked up, not remembered
     finally:
         sql(fresh_database_url, "ALTER TABLE api_keys_elsewhere RENAME TO api_keys")
+
+
+def test_servers_started_and_stopped_at_once_shut_down_promptly(database_url: str) -> None:
+    """Shutdown right after start-up, while the key watch is still connecting or probing,
+    never hangs (a cancellation swallowed by the driver once made it wait forever)."""
+
+    def start_and_stop() -> None:
+        for _ in range(10):
+            with TestClient(OverplaneApp(Settings(database_url=database_url, access_log=False))):
+                pass
+
+    worker = threading.Thread(target=start_and_stop, daemon=True)
+    began = time.monotonic()
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "a shutdown hung"
+    assert time.monotonic() - began < 60

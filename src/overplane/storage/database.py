@@ -336,6 +336,9 @@ class _KeyWatch:
         self._probe = ""
         self._token = secrets.token_hex(8)  # tells our probes from other processes'
         self._probe_arrived = asyncio.Event()
+        # Checked as well as cancelling the task: Python 3.11's asyncio.wait_for (which
+        # asyncpg's connect uses) can swallow a cancellation that arrives as it completes.
+        self._stopping = False
         self._task = asyncio.create_task(self._run())
 
     def changed(self) -> None:
@@ -355,7 +358,8 @@ class _KeyWatch:
         self._probe = f"{_PROBE}{self._token}:{number}"
         self._probe_arrived.clear()
         await self._execute("SELECT pg_notify(?, ?)", (API_KEYS_CHANNEL, self._probe))
-        await asyncio.wait_for(self._probe_arrived.wait(), self._timeout)
+        async with asyncio.timeout(self._timeout):
+            await self._probe_arrived.wait()
 
     async def _listen(self) -> None:
         connection = await asyncpg.connect(
@@ -373,21 +377,22 @@ class _KeyWatch:
             connection.add_termination_listener(on_lost)
             await connection.add_listener(API_KEYS_CHANNEL, self._notified)
             probes = 0
-            while not lost.is_set():
+            while not lost.is_set() and not self._stopping:
                 await self._round_trip(probes)
                 if probes == 0:  # heard our own probe: from now on, changes are heard too
                     self._counter += 1
                     self.version = self._counter
                 probes += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), KEY_WATCH_PROBE_SECONDS)
+                    async with asyncio.timeout(KEY_WATCH_PROBE_SECONDS):
+                        await lost.wait()
         finally:
             self.version = None
             connection.terminate()
 
     async def _run(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:
             try:
                 await self._listen()
                 failing = False
@@ -402,10 +407,13 @@ class _KeyWatch:
             await asyncio.sleep(KEY_WATCH_RETRY_SECONDS)
 
     async def stop(self) -> None:
-        """Close the connection and stop reconnecting."""
+        """Close the connection and stop reconnecting (waiting at most one timeout: a
+        shutdown must never hang on the watch)."""
+        self._stopping = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.wait({self._task}, timeout=self._timeout)
+        if not self._task.done():
+            logger.warning("key watch did not stop within %s s", self._timeout)
 
 
 class PostgresDatabase(Database):

@@ -147,6 +147,7 @@ class ConnectionPool:
         idle, self._idle = self._idle, []
         for connection in idle:
             try:
-                await asyncio.wait_for(connection.close(), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await connection.close()
             except (TimeoutError, OSError, asyncpg.PostgresError):
                 connection.terminate()
