@@ -124,7 +124,7 @@ def serve(
     ] = True,
     http_server: Annotated[
         HTTPServer,
-        typer.Option(help="uvicorn, or granian: about 1.7x the requests/s (performance.md)."),
+        typer.Option(help="uvicorn, or granian: faster point reads, slower writes."),
     ] = HTTPServer.uvicorn,
 ) -> None:
     """Run the API server."""
