@@ -140,15 +140,7 @@ class BufferedAccessLog:
 class DiscardedAccessLog:
     """The access log when it is switched off."""
 
-    def __call__(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        duration_ms: float,
-        request_id: str,
-        account_id: str | None,
-    ) -> None:
+    def __call__(self, *_: object, **__: object) -> None:
         """Record nothing."""
 
     def flush(self) -> None:
