@@ -181,13 +181,14 @@ class PrincipalCache:
 
     Two ways, either enough on its own:
 
-    - **Told of revocations** (PostgreSQL, the default there): while the database reports a
-      :meth:`~overplane.storage.database.Database.keys_version` (a connection listening for
-      the notifications a trigger on api_keys sends), entries are kept until that version
-      moves, which any revocation anywhere makes happen within milliseconds. While it
-      reports None (the listener is reconnecting), nothing is answered from memory.
+    - **Told of changes** (the default, ``OVERPLANE_KEY_CACHE``): while the database reports
+      a :meth:`~overplane.storage.database.Database.keys_version` (PostgreSQL: a connection
+      listening for the notifications a trigger on api_keys sends; SQLite: an inotify watch
+      on the database's directory), entries are kept until that version moves, which any
+      revocation anywhere makes happen within milliseconds. While it reports None (the
+      listener is reconnecting, no inotify), nothing is answered from memory on its word.
     - **For a fixed time** (``seconds`` > 0, off by default): a key revoked by another process
-      keeps working here until its entry expires; the price of the saved query on SQLite.
+      keeps working here until its entry expires; for when changes cannot be heard.
 
     Unknown keys are never cached, so a new key works at once. Entries are keyed by the key's
     hash, never by the secret itself.
