@@ -163,7 +163,10 @@ async def authenticate(db: Database, secret: str) -> Principal | None:
     """The principal for a presented secret key, or None if it is malformed, unknown or revoked."""
     if mode_of(secret) is None:
         return None
-    secret_hash = hash_secret(secret)
+    return await _principal_of(db, hash_secret(secret))
+
+
+async def _principal_of(db: Database, secret_hash: str) -> Principal | None:
     row = await db.fetch_one(
         "SELECT id, account_id, livemode, secret_hash FROM api_keys "
         "WHERE secret_hash = ? AND revoked_at IS NULL",
@@ -203,7 +206,7 @@ class PrincipalCache:
     async def authenticate(self, db: Database, secret: str) -> Principal | None:
         """Like :func:`authenticate`, answered from memory while that is safe."""
         version = db.keys_version()
-        if version is None and self.seconds <= 0:
+        if (version is None and self.seconds <= 0) or mode_of(secret) is None:
             return await authenticate(db, secret)
         if version != self._version:  # a key changed somewhere, or the listener reconnected
             self._entries.clear()
@@ -213,7 +216,7 @@ class PrincipalCache:
         entry = self._entries.get(digest)
         if entry is not None and (version is not None or entry[1] > now):
             return entry[0]
-        principal = await authenticate(db, secret)
+        principal = await _principal_of(db, digest)
         if principal is None:
             self._entries.pop(digest, None)
         elif db.keys_version() == version:  # no revocation arrived while the query ran

@@ -18,7 +18,6 @@ import atexit
 import os
 import sys
 import time
-from typing import Protocol
 
 import msgspec
 
@@ -45,8 +44,8 @@ class AccessLine(msgspec.Struct, gc=False):
     account_id: str | None
 
 
-class AccessLog(Protocol):
-    """Records one request."""
+class AccessLog:
+    """Records one request; this base records nothing (the access log switched off)."""
 
     def __call__(
         self,
@@ -56,13 +55,14 @@ class AccessLog(Protocol):
         duration_ms: float,
         request_id: str,
         account_id: str | None,
-    ) -> None: ...
+    ) -> None:
+        """Record one request."""
 
     def flush(self) -> None:
         """Write out whatever is buffered."""
 
 
-class BufferedAccessLog:
+class BufferedAccessLog(AccessLog):
     """JSON lines to a file descriptor, written in batches (see the module docstring)."""
 
     def __init__(self, fd: int, flush_seconds: float) -> None:
@@ -137,18 +137,8 @@ class BufferedAccessLog:
             pass
 
 
-class DiscardedAccessLog:
-    """The access log when it is switched off."""
-
-    def __call__(self, *_: object, **__: object) -> None:
-        """Record nothing."""
-
-    def flush(self) -> None:
-        """Nothing is buffered."""
-
-
 def configure(enabled: bool, flush_seconds: float) -> AccessLog:
     """The access-log writer: batched JSON lines on standard error, or nothing if disabled."""
     if not enabled:
-        return DiscardedAccessLog()
+        return AccessLog()
     return BufferedAccessLog(sys.stderr.fileno(), flush_seconds)
