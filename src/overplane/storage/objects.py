@@ -156,26 +156,46 @@ class ObjectStore:
         inserted = ("id", "account_id", "livemode", "created_at", "updated_at", *self._field_names)
         #: The columns a new row fills, in the order of :attr:`insert_sql`'s placeholders.
         self.insert_columns = inserted + tuple(time_column(name) for name in self._time_fields)
-        self.insert_sql = (
-            f"INSERT INTO {table} ({', '.join(self.insert_columns)}) "
-            f"VALUES ({', '.join('?' * len(self.insert_columns))})"
-        )
-        # "seq = (SELECT seq … WHERE id = ?)" rather than "id = ?": the sub-select can only use
-        # the unique id index, so a generic plan reused by a prepared statement cannot drift to
-        # the list index (and scan the account) when the table's statistics are missing.
-        by_id = f"seq = (SELECT seq FROM {table} WHERE id = ?) AND {scoped}"
+        columns = ", ".join(self.insert_columns)
+        placeholders = ", ".join("?" * len(self.insert_columns))
+        #: The INSERT of one row, by dialect. PostgreSQL fills ``seq`` from its identity. On
+        #: SQLite, which has one writer at a time, a row takes the seq of the row inserted
+        #: last (the highest rowid: one step down the table's b-tree) plus one; so seq grows
+        #: with rowid, as it did when it was the rowid itself.
+        self.insert_sql = {
+            "postgresql": f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
+            "sqlite": (
+                f"INSERT INTO {table} (seq, {columns}) "
+                f"VALUES ({sqlite_next_seq(table)}, {placeholders})"
+            ),
+        }
+        # Every by-id statement names the whole primary key (account_id, id) by equality, so
+        # the unique index is the only sensible plan, with statistics or without.
+        by_id = f"id = ? AND {scoped}"
         self._by_id = by_id
         self._select = f"SELECT {self._columns} FROM {table} WHERE {by_id}"
         self._delete = f"DELETE FROM {table} WHERE {by_id}"
         self._position = (
-            f"SELECT created_at, seq FROM {table} WHERE id = ? AND {scoped} UNION ALL "
-            f"SELECT created_at, seq FROM object_tombstones WHERE id = ? AND {scoped}"
+            f"SELECT created_at, seq FROM {table} WHERE {by_id} UNION ALL "
+            f"SELECT created_at, seq FROM object_tombstones WHERE {by_id}"
         )
         self._counted_total = (
             "SELECT coalesce(sum(n), 0) AS total FROM object_counts "
             f"WHERE table_name = '{table}' AND {scoped}"
         )
         self._update_sql = lru_cache(maxsize=1024)(self._build_update)
+
+    def by_id_statements(self) -> dict[str, str]:
+        """Every statement that finds an object by id (with an If-Match of one version where
+        that applies), for checking their plans."""
+        return {
+            "retrieve": self._select,
+            "update": self._update_sql(self._field_names[:1], 0),
+            "update_if_match": self._update_sql(self._field_names[:1], 1),
+            "delete": self._delete_sql(0),
+            "delete_if_match": self._delete_sql(1),
+            "position": self._position,
+        }
 
     def _delete_sql(self, versions: int) -> str:
         return f"{self._delete}{_versions_sql(versions)} RETURNING id"
@@ -199,7 +219,8 @@ class ObjectStore:
         field_values = tuple(values.get(name) for name in self._field_names)
         times = tuple(time_us(values.get(name)) for name in self._time_fields)
         await db.execute(
-            self.insert_sql, (object_id, *tenant.args, stamp, stamp, *field_values, *times)
+            self.insert_sql[db.dialect],
+            (object_id, *tenant.args, stamp, stamp, *field_values, *times),
         )
         return StoredObject(object_id, stamp, stamp, field_values)
 
@@ -302,6 +323,15 @@ class ObjectStore:
         if has_more:
             objects = objects[:-1] if newest_first else objects[1:]
         return Page(objects, total, has_more)
+
+
+def sqlite_next_seq(table: str) -> str:
+    """The SQL expression of the ``seq`` a new row of ``table`` takes on SQLite.
+
+    Anyone who inserts rows outside the server (a bulk load, a script) gives this as seq;
+    PostgreSQL fills seq by itself.
+    """
+    return f"coalesce((SELECT seq FROM {table} ORDER BY rowid DESC LIMIT 1), 0) + 1"
 
 
 def _versions_sql(count: int) -> str:
