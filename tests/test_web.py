@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 from starlette.testclient import TestClient
 
 from overplane.http.app import OverplaneApp
@@ -47,6 +47,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LANDING_LINKS = ["/docs", "/openapi.json", "/healthz", "/readyz"]
+UNLOCKED = re.compile(r"\bunlocked\b")
+LOCKED = re.compile(r"(^|\s)locked\b")
 # Collects Content-Security-Policy violations where the test can read them.
 RECORD_CSP_VIOLATIONS = """
 window.__cspViolations = [];
@@ -293,9 +295,12 @@ def test_docs_render_authorize_and_try_a_request_offline(
     key = served.stdout_lines()[-1]
     assert key.startswith("sk_test_")
     errors: list[str] = []
-    page.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
+
+    def record_error(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", record_error)
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     page.goto(served.base_url + "/docs")
@@ -306,29 +311,26 @@ def test_docs_render_authorize_and_try_a_request_offline(
     page.get_by_text("/api/accounts/party-link", exact=True).first.wait_for()
     page.screenshot(path=tmp_path / "docs-page.png")
 
+    # Swagger UI marks the button "unlocked" until a key is set, then "locked".
     authorize = page.locator(".auth-wrapper button.authorize")
-    assert "unlocked" in (authorize.get_attribute("class") or "")
+    expect(authorize).to_have_class(UNLOCKED)
     authorize.click()
     page.locator("#auth-bearer-value").fill(key)
     page.locator(".auth-btn-wrapper button.authorize").click()
     page.locator(".auth-btn-wrapper button.btn-done").click()
-    assert "locked" in (authorize.get_attribute("class") or "").split()
+    expect(authorize).to_have_class(LOCKED)
 
     operation.locator(".opblock-summary").click()
     operation.locator("button.try-out__btn").click()
     operation.locator("button.execute").click()
     status = operation.locator(".live-responses-table .response .response-col_status").first
-    status.wait_for()
-    assert status.inner_text().strip() == "200"  # the server answers 401 without the key
-    assert '"has_more": false' in operation.locator(".live-responses-table").inner_text()
+    expect(status).to_have_text("200")  # the server answers 401 without the key
+    expect(operation.locator(".live-responses-table")).to_contain_text('"has_more": false')
     page.screenshot(path=tmp_path / "docs-page-tried.png")
 
     assert key not in storage_and_cookies(page)
     page.reload()
-    page.locator(".auth-wrapper button.authorize").wait_for()
-    assert "unlocked" in (
-        page.locator(".auth-wrapper button.authorize").get_attribute("class") or ""
-    )
+    expect(authorize).to_have_class(UNLOCKED)  # a reload forgets the key
     assert key not in storage_and_cookies(page)
 
     assert page.evaluate("() => window.__cspViolations") == []
