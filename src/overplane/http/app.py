@@ -18,8 +18,8 @@ import time
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, Router
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from overplane.auth.keys import Principal, PrincipalCache
@@ -43,6 +43,7 @@ from overplane.storage import idempotency as idempotency_records
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
 from overplane.storage.ids import new_request_id
 from overplane.storage.objects import sweep_tombstones
+from overplane.web import pages
 
 logger = logging.getLogger("overplane.errors")
 JSON = "application/json"
@@ -66,11 +67,11 @@ class OverplaneApp:
         self.principals = PrincipalCache(settings.auth_cache_seconds)
         self.sweeper: asyncio.Task[None] | None = None
         self.openapi_document = encode(openapi.document())
-        routes: list[Route] = [
+        routes: list[BaseRoute] = [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
-            Route("/docs", self.docs, methods=["GET"]),
+            *pages.routes(),  # /, /docs and /static/…
         ]
         self.router = Router(routes=routes, redirect_slashes=False)
         services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
@@ -244,10 +245,6 @@ class OverplaneApp:
     async def openapi_json(self, request: Request) -> Response:
         """The OpenAPI 3.1 document, derived from the declarations."""
         return Response(self.openapi_document, media_type=JSON)
-
-    async def docs(self, request: Request) -> Response:
-        """Interactive documentation rendered from /openapi.json."""
-        return HTMLResponse(openapi.DOCS_PAGE)
 
 
 def create_app(settings: Settings | None = None) -> OverplaneApp:
