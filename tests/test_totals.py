@@ -41,7 +41,7 @@ from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import is_postgres
-from overplane.storage.objects import sqlite_next_seq
+from overplane.storage.listing import sqlite_next_seq
 
 MODES = {"test": False, "live": True}
 

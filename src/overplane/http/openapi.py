@@ -12,7 +12,13 @@ from typing import Any
 from overplane import __version__
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.errors import ERROR_CODES
-from overplane.http.list_query import DEFAULT_LIMIT, MAX_LIMIT, RANGE_OPERATORS, ListQueryParser
+from overplane.http.list_query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    RANGE_OPERATORS,
+    EventQueryParser,
+    ListQueryParser,
+)
 
 JSONObject = dict[str, Any]
 
@@ -177,33 +183,37 @@ def _query(name: str, description: str, schema: JSONObject) -> JSONObject:
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
-def _list_parameters(resource: Resource) -> list[JSONObject]:
-    """Every query parameter of a list, in the order ListQueryParser documents them."""
-    name = resource.title.lower()
-    parameters = [
+def _page_parameters(name: str, noun: str = "objects") -> list[JSONObject]:
+    """The paging parameters every list takes; ``name`` is what a cursor names."""
+    return [
         _query(
             "limit",
-            f"Maximum number of objects to return. Default: {DEFAULT_LIMIT}.",
+            f"Maximum number of {noun} to return. Default: {DEFAULT_LIMIT}.",
             {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
         ),
         _query(
             "offset",
-            "Number of objects to skip for pagination. Default: 0. Not with a cursor.",
+            f"Number of {noun} to skip for pagination. Default: 0. Not with a cursor.",
             {"type": "integer", "minimum": 0, "default": 0},
         ),
         _query(
             "starting_after",
-            f"A cursor: the id of a {name}; the page holds the objects after it in list order "
+            f"A cursor: the id of a {name}; the page holds the {noun} after it in list order "
             "(older). has_more says whether more follow in that direction.",
             {"type": "string"},
         ),
         _query(
             "ending_before",
-            f"A cursor: the id of a {name}; the page holds the objects before it in list order "
+            f"A cursor: the id of a {name}; the page holds the {noun} before it in list order "
             "(newer). has_more says whether more precede it.",
             {"type": "string"},
         ),
     ]
+
+
+def _list_parameters(resource: Resource) -> list[JSONObject]:
+    """Every query parameter of a list, in the order ListQueryParser documents them."""
+    parameters = _page_parameters(resource.title.lower())
     for field in resource.filterable_fields:
         parameters.append(
             _query(
@@ -385,6 +395,181 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
     }
 
 
+def _event_types() -> list[str]:
+    return [t for r in RESOURCES for t in r.event_types]
+
+
+def _event_schemas() -> dict[str, JSONObject]:
+    """One event schema per resource (its three types), and the list of any events."""
+    schemas: dict[str, JSONObject] = {}
+    for resource in RESOURCES:
+        title = resource.title.replace(" ", "")
+        changed = {f.name: {"type": ["string", "null"]} for f in resource.fields}
+        schemas[f"{title}Event"] = {
+            "type": "object",
+            "description": f"A create, update or delete of a {resource.title.lower()}.",
+            "properties": {
+                "id": {"type": "string", "pattern": "^evt_"},
+                "type": {"type": "string", "enum": list(resource.event_types)},
+                "created_at": {"type": "string", "format": "date-time"},
+                "data": {
+                    "type": "object",
+                    "properties": {
+                        "object": {
+                            **_ref(title),
+                            "description": "The object after the change (for a delete, the "
+                            "last state), as the API returned it then.",
+                        },
+                        "previous_attributes": {
+                            "type": "object",
+                            "description": "Only in ….updated events: the fields the update "
+                            "changed, with their values before it.",
+                            "properties": changed,
+                            "additionalProperties": False,
+                        },
+                    },
+                    "required": ["object"],
+                    "additionalProperties": False,
+                },
+                "request": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^req_"},
+                        "idempotency_key": {"type": ["string", "null"]},
+                    },
+                    "required": ["id", "idempotency_key"],
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["id", "type", "created_at", "data", "request"],
+            "additionalProperties": False,
+        }
+    schemas["Event"] = {
+        "oneOf": [_ref(f"{r.title.replace(' ', '')}Event") for r in RESOURCES],
+        "discriminator": {"propertyName": "type"},
+    }
+    schemas["EventList"] = {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": _ref("Event")},
+            "has_more": {"type": "boolean"},
+            "total": {"type": "integer", "minimum": 0},
+        },
+        "required": ["data", "has_more", "total"],
+        "additionalProperties": False,
+    }
+    return schemas
+
+
+def _event_example() -> JSONObject:
+    resource = RESOURCES[0]
+    return {
+        "id": "evt_0VqAbc123",
+        "type": resource.event_types[0],
+        "created_at": "2024-01-15T09:30:00.000Z",
+        "data": {"object": resource.example},
+        "request": {"id": "req_4fQ2mX9kLp0aZ8", "idempotency_key": None},
+    }
+
+
+def _event_paths() -> dict[str, JSONObject]:
+    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    parameters = [
+        *_page_parameters("event", "events"),
+        _query(
+            "type",
+            "Only events of this type; * matches any run of characters, as in appointment.* "
+            f"or *.deleted. The types: {', '.join(_event_types())}.",
+            {"type": "string", "pattern": "^[a-z0-9_.*]{1,100}$"},
+        ),
+        *(
+            _query(
+                f"created_at[{operator}]",
+                f"Only events created {_RANGE_WORDS[operator]} this RFC 3339 date-time.",
+                {"type": "string", "format": "date-time"},
+            )
+            for operator in RANGE_OPERATORS
+        ),
+    ]
+    parser = EventQueryParser(_event_types())
+    assert [p["name"] for p in parameters] == parser.parameter_names(), "OpenAPI and parser"
+    return {
+        "/api/events": {
+            "get": {
+                "operationId": "listEvents",
+                "summary": "List all events",
+                "description": "Every accepted create, update and delete, newest first; kept "
+                "for OVERPLANE_EVENT_RETENTION_DAYS (30 by default).",
+                "tags": ["Events"],
+                "parameters": parameters,
+                "responses": {
+                    "200": _success(
+                        "A page of events.",
+                        _ref("EventList"),
+                        {"data": [_event_example()], "has_more": False, "total": 1},
+                    ),
+                    **errors,
+                },
+            }
+        },
+        "/api/events/{id}": {
+            "get": {
+                "operationId": "retrieveEvent",
+                "summary": "Retrieve an event",
+                "tags": ["Events"],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The identifier of the event.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _success("The event.", _ref("Event"), _event_example()),
+                    **errors,
+                    "404": _error_response(404),
+                },
+            }
+        },
+    }
+
+
+def _webhooks() -> JSONObject:
+    """OpenAPI 3.1's top-level ``webhooks``: what a webhook endpoint receives, per type."""
+    hooks: JSONObject = {}
+    for resource in RESOURCES:
+        title = resource.title.replace(" ", "")
+        for event_type in resource.event_types:
+            hooks[event_type] = {
+                "post": {
+                    "summary": f"{event_type}",
+                    "description": "Sent to each enabled webhook endpoint subscribed to this "
+                    "type; the Overplane-Signature header signs the body (docs/webhooks.md).",
+                    "tags": ["Events"],
+                    "parameters": [
+                        {
+                            "name": "Overplane-Signature",
+                            "in": "header",
+                            "required": True,
+                            "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+                            '"<t>.<body>" with the endpoint\'s secret> (one v1 per secret).',
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(f"{title}Event")}},
+                    },
+                    "responses": {
+                        "2XX": {"description": "Received; anything else is retried."}
+                    },
+                }
+            }
+    return hooks
+
+
 def _health_path(summary: str, description: str) -> JSONObject:
     ok = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
     responses: JSONObject = {
@@ -450,6 +635,8 @@ def document() -> JSONObject:
     for resource in RESOURCES:
         schemas |= _schemas(resource)
         paths |= _paths(resource)
+    schemas |= _event_schemas()
+    paths |= _event_paths()
     paths["/healthz"] = _health_path("Liveness", "The process is up.")
     paths["/readyz"] = _health_path("Readiness", "The database answers; 503 when it does not.")
     return {
@@ -466,8 +653,12 @@ def document() -> JSONObject:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": r.title, "description": r.description} for r in RESOURCES],
+        "tags": [
+            *({"name": r.title, "description": r.description} for r in RESOURCES),
+            {"name": "Events", "description": "Every accepted change, recorded with it."},
+        ],
         "paths": paths,
+        "webhooks": _webhooks(),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
 from overplane.declarations import READ_ONLY_KEYS, Resource
 from overplane.rfc3339 import format_ms
+from overplane.storage.events import StoredEvent
 from overplane.storage.objects import StoredObject
 
 _encode = msgspec.json.Encoder().encode
@@ -46,6 +48,55 @@ class ObjectRenderer:
         """The list envelope: ``{"data": [...], "has_more": …, "total": …}``."""
         page = [self.as_struct(stored) for stored in objects]
         return _encode(self.page_struct(page, has_more, total))
+
+
+class EventRenderer:
+    """Turns stored events into the event objects of the API.
+
+    ``data.object`` is the object as a retrieve returned it at the time of the event (its
+    stored values, rendered like any object; a field declared since then is left out, one
+    no longer declared is kept). ``data.previous_attributes``, on ``….updated`` events only
+    (as Stripe does), holds the fields the update changed, with their values before it.
+    """
+
+    def __init__(self, resources: Iterable[Resource]) -> None:
+        self.fields = {r.event_name: tuple(f.name for f in r.fields) for r in resources}
+
+    def as_dict(self, event: StoredEvent) -> dict[str, Any]:
+        """The event object, keys in the documented order."""
+        kind, _, action = event.type.rpartition(".")
+        fields = self.fields.get(kind, ())
+        stored: dict[str, Any] = msgspec.json.decode(event.object_json)
+        shown: dict[str, Any] = {key: stored.pop(key, None) for key in READ_ONLY_KEYS}
+        for key in ("created_at", "updated_at"):
+            if isinstance(shown[key], int):
+                shown[key] = format_ms(shown[key])
+        shown |= {name: stored.pop(name) for name in fields if name in stored}
+        shown |= stored
+        data: dict[str, Any] = {"object": shown}
+        if action == "updated":
+            before: dict[str, Any] = msgspec.json.decode(event.previous_json or "{}")
+            data["previous_attributes"] = {
+                name: value
+                for name, value in before.items()
+                if name in shown and shown[name] != value
+            }
+        return {
+            "id": event.id,
+            "type": event.type,
+            "created_at": format_ms(event.created_at),
+            "data": data,
+            "request": {"id": event.request_id, "idempotency_key": event.idempotency_key},
+        }
+
+    def event(self, event: StoredEvent) -> bytes:
+        """One event as JSON bytes."""
+        return _encode(self.as_dict(event))
+
+    def page(self, events: Sequence[StoredEvent], total: int, has_more: bool) -> bytes:
+        """The list envelope of events."""
+        data = [self.as_dict(event) for event in events]
+        return _encode({"data": data, "has_more": has_more, "total": total})
 
 
 def deleted(object_id: str) -> bytes:

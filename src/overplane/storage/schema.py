@@ -100,6 +100,32 @@ idempotency_keys = sa.Table(
 )
 
 
+#: Every accepted create, update and delete, written in the same transaction as the change (a
+#: transactional outbox): the object as stored after it (before it, for a delete) and, for an
+#: update, the fields' values before it. Listed like objects (``storage/listing.py``): the
+#: list index, a counter kept by triggers (migration 0006), and an index per filter.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("object_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    #: JSON: {"id", "created_at", "updated_at" (epoch ms), then each field}
+    sa.Column("object_json", sa.Text(), nullable=False),
+    #: JSON: each field's value before an update; NULL for creates and deletes
+    sa.Column("previous_json", sa.Text(), nullable=True),
+    sa.Index("ix_events_list", "account_id", "livemode", "created_at", "seq"),
+    sa.Index("ix_events_type", "account_id", "livemode", "type", "created_at", "seq"),
+    sa.Index("ix_events_created_at", "created_at"),
+)
+
+
 def time_column(field_name: str) -> str:
     """The column holding a time-range field's RFC 3339 value in epoch microseconds."""
     return f"{field_name}__us"
