@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from overplane.storage.database import is_postgres, sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: Where the shipped migrations live, and where ``overplane migrations new`` writes by default.
+VERSIONS = MIGRATIONS / "versions"
+#: Test-only: more directories of migrations to apply after (on top of) the shipped ones. A
+#: test that declares an extra resource puts its generated migration in a temporary directory
+#: and appends it here before anything migrates (tests/test_declaring_a_resource.py); the
+#: server itself never sets it.
+EXTRA_VERSION_DIRECTORIES: list[Path] = []
 T = TypeVar("T")
 
 
@@ -54,17 +62,30 @@ def run_with_connection(sqlalchemy_url: str, work: Callable[[sa.Connection], T])
         engine.dispose()
 
 
-def alembic_config(database_url: str) -> Config:
-    """An Alembic configuration for ``database_url`` that needs no alembic.ini."""
+def version_directories(extra: Sequence[Path] = ()) -> list[Path]:
+    """The directories Alembic reads migrations from: the shipped ones, then any extra ones."""
+    directories = [VERSIONS, *EXTRA_VERSION_DIRECTORIES, *extra]
+    return list(dict.fromkeys(Path(d).resolve() for d in directories))
+
+
+def alembic_config(database_url: str, extra_versions: Sequence[Path] = ()) -> Config:
+    """An Alembic configuration for ``database_url`` that needs no alembic.ini.
+
+    ``extra_versions`` adds directories of migrations (``overplane migrations new
+    --directory``); :data:`EXTRA_VERSION_DIRECTORIES` is always added.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    locations = os.pathsep.join(str(d) for d in version_directories(extra_versions))
+    config.set_main_option("version_locations", locations.replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", alembic_url(database_url).replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str) -> None:
+def upgrade(database_url: str, extra_versions: Sequence[Path] = ()) -> None:
     """Apply every migration the database does not have yet (a no-op when up to date)."""
-    command.upgrade(alembic_config(database_url), "head")
+    command.upgrade(alembic_config(database_url, extra_versions), "head")
 
 
 def is_current(database_url: str) -> bool:
