@@ -15,16 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from overplane.declarations import EXTRA
 from overplane.storage.database import is_postgres, sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Where the shipped migrations live, and where ``overplane migrations new`` writes by default.
 VERSIONS = MIGRATIONS / "versions"
-#: Test-only: more directories of migrations to apply after (on top of) the shipped ones. A
-#: test that declares an extra resource puts its generated migration in a temporary directory
-#: and appends it here before anything migrates (tests/test_declaring_a_resource.py); the
-#: server itself never sets it.
-EXTRA_VERSION_DIRECTORIES: list[Path] = []
 T = TypeVar("T")
 
 
@@ -63,16 +59,19 @@ def run_with_connection(sqlalchemy_url: str, work: Callable[[sa.Connection], T])
 
 
 def version_directories(extra: Sequence[Path] = ()) -> list[Path]:
-    """The directories Alembic reads migrations from: the shipped ones, then any extra ones."""
-    directories = [VERSIONS, *EXTRA_VERSION_DIRECTORIES, *extra]
+    """The directories Alembic reads migrations from.
+
+    The shipped ones, those of the modules named by ``OVERPLANE_EXTRA_RESOURCES``, then
+    ``extra`` (``overplane migrations new --directory``).
+    """
+    directories = [VERSIONS, *EXTRA.migrations, *extra]
     return list(dict.fromkeys(Path(d).resolve() for d in directories))
 
 
 def alembic_config(database_url: str, extra_versions: Sequence[Path] = ()) -> Config:
     """An Alembic configuration for ``database_url`` that needs no alembic.ini.
 
-    ``extra_versions`` adds directories of migrations (``overplane migrations new
-    --directory``); :data:`EXTRA_VERSION_DIRECTORIES` is always added.
+    Alembic reads the migrations of every directory :func:`version_directories` names.
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
