@@ -322,6 +322,14 @@ def _sql_literal(text: str, indent: str) -> str:
     return f"(\n{inner}{indent})"
 
 
+def _execute(sql: str, indent: str) -> str:
+    """``op.execute(...)`` of ``sql``; a long statement's pieces are its only argument."""
+    literal = _sql_literal(sql, indent)
+    if literal.startswith("("):
+        return f"op.execute{literal}"
+    return f"op.execute({literal})"
+
+
 def _plain_type(type_: sa.types.TypeEngine[object]) -> str:
     kind = type(type_)
     if kind is sa.String:
@@ -412,7 +420,7 @@ def _counter_backfill(table: str) -> str:
         f"SELECT '{table}', account_id, livemode, 0, count(*) FROM {table} "
         "GROUP BY account_id, livemode"
     )
-    return f"op.execute({_sql_literal(sql, '    ')})"
+    return _execute(sql, "    ")
 
 
 def _time_backfills(
@@ -498,7 +506,7 @@ def _plan_changed_table(
     sqlite_steps = [f'op.execute("DROP TRIGGER IF EXISTS {t}")' for t in sorted(have.triggers)]
     sqlite_steps += [
         f"op.create_table(\n{inner}        )",
-        f"op.execute({_sql_literal(copy, '        ')})",
+        _execute(copy, "        "),
         f"op.drop_table({_q(name)})",
         f"op.rename_table({_q(rebuilt)}, {_q(name)})",
         *(render_create_index(i, name) for i in _sorted_indexes(table)),

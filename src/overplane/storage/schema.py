@@ -1,8 +1,9 @@
 """The tables, as SQLAlchemy Core metadata derived from the declarations.
 
-Migrations (``storage/migrations``) are written out by hand so that history never changes when a
-declaration does; ``tests/test_migrations.py`` checks that the migrated database matches this
-metadata, so the two cannot drift apart silently.
+Migrations (``storage/migrations``) are written out, with literal values, by ``overplane
+migrations new`` (``storage/migration_writer.py`` compares the migrated schema with this metadata),
+so history never changes when a declaration does; ``tests/test_migrations.py`` checks that the
+migrated database matches this metadata, so the two cannot drift apart silently.
 """
 
 from __future__ import annotations
@@ -95,17 +96,18 @@ def time_column(field_name: str) -> str:
     return f"{field_name}__us"
 
 
-def object_table(resource: Resource) -> sa.Table:
+def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table:
     """The table of one resource: bookkeeping columns, then one column per field.
 
     ``seq`` is a server-side sequence that breaks ties in the list order; the list index
     ``(account_id, livemode, created_at, seq)`` serves the list order, cursors and
     ``created_at`` ranges; each filterable field has an index that serves its equality filter
-    in list order; every query is scoped by account and mode.
+    in list order; every query is scoped by account and mode. (``target``: another metadata, for
+    tests that compare a changed declaration.)
     """
     table = sa.Table(
         resource.table_name,
-        metadata,
+        target,
         sa.Column("seq", Sequence64, primary_key=True, autoincrement=True),
         sa.Column("id", sa.String(64), nullable=False, unique=True),
         sa.Column("account_id", sa.String(64), sa.ForeignKey("accounts.id"), nullable=False),
