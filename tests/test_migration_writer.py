@@ -24,6 +24,8 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from overplane.cli.main import app as cli_app
@@ -377,3 +379,49 @@ def test_an_extra_module_must_declare_resources(
         load_extra({env: "extra_without_resources"})
     with pytest.raises(ValueError, match="is not a directory"):
         load_extra({env: " extra_with_a_typo "})
+
+
+def test_an_additive_migration_is_undone_by_its_downgrade(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A new object table and a new time-range field: downgrade removes them, upgrade again."""
+    url = fresh_database_url
+    migrate.upgrade(url)
+    config = migrate.alembic_config(url)
+    before = ScriptDirectory.from_config(config).get_current_head()
+    assert before is not None
+    gadget = resource("gadget")
+    appointment = dataclasses.replace(
+        APPOINTMENT,
+        fields=(*APPOINTMENT.fields, Field("room", "Where.", "room_example", time_range=True)),
+    )
+    drifted = sa.MetaData()
+    for table in metadata.sorted_tables:
+        if table.name != APPOINTMENT.table_name:
+            table.to_metadata(drifted)
+    object_table(appointment, drifted)
+    object_table(gadget, drifted)
+    directory = tmp_path / "versions"
+    written = migration_writer.write_migration(
+        "add gadget", drifted, [PARTY_LINK, appointment, gadget], directory
+    )
+    assert written.path is not None
+    assert_lint_clean(written.path)
+
+    def shape(connection: sa.Connection) -> tuple[set[str], set[str], set[str]]:
+        inspector = sa.inspect(connection)
+        columns = {c["name"] for c in inspector.get_columns(APPOINTMENT.table_name)}
+        return set(inspector.get_table_names()), columns, index_names(connection)
+
+    original = on_database(url, shape)
+    migrate.upgrade(url, [directory])
+    upgraded = on_database(url, shape)
+    alembic_command.downgrade(migrate.alembic_config(url, [directory]), before)
+    downgraded = on_database(url, shape)
+    migrate.upgrade(url, [directory])
+
+    assert upgraded[0] - original[0] == {gadget.table_name}
+    assert upgraded[1] - original[1] == {"room", "room__us"}
+    assert {"ix_crm_appointment_room", "ix_crm_appointment_room__us"} <= upgraded[2]
+    assert downgraded == original
+    assert on_database(url, shape) == upgraded

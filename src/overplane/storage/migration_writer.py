@@ -489,8 +489,11 @@ def _plan_changed_table(
         plan.upgrade += backfills
         indexes = {str(i.name): i for i in table.indexes}
         plan.upgrade += [render_create_index(indexes[i], name) for i in sorted(index_new)]
-        plan.downgrade[:0] = [f"op.drop_index({_q(i)}, table_name={_q(name)})" for i in index_new]
-        plan.downgrade[:0] = [f'op.execute("ALTER TABLE {name} DROP COLUMN {c}")' for c in added]
+        # Undone in reverse: the new indexes first (SQLite cannot drop an indexed column).
+        plan.downgrade[:0] = [
+            *(f"op.drop_index({_q(i)}, table_name={_q(name)})" for i in index_new),
+            *(f'op.execute("ALTER TABLE {name} DROP COLUMN {c}")' for c in added),
+        ]
         if removed or index_gone:
             plan.reversible = False
         if triggers_changed:
