@@ -363,9 +363,10 @@ def _render_names(names: Iterable[str]) -> str:
 
 def render_constraints(table: sa.Table) -> list[str]:
     """The primary key, unique constraints and foreign keys of ``table`` as code."""
-    shape_unique = sorted(_unique_sets(table))
-    code = [f"sa.PrimaryKeyConstraint({_render_names(c.name for c in table.primary_key)})"]
-    code += [f"sa.UniqueConstraint({_render_names(cols)})" for cols in shape_unique]
+    code = []
+    if table.primary_key.columns:
+        code.append(f"sa.PrimaryKeyConstraint({_render_names(table.primary_key.columns.keys())})")
+    code += [f"sa.UniqueConstraint({_render_names(cols)})" for cols in sorted(_unique_sets(table))]
     for columns, referred, referred_columns in sorted(_foreign_keys(table)):
         local = f"[{_render_names(columns)}]"
         remote = f"[{_render_names(f'{referred}.{c}' for c in referred_columns)}]"
