@@ -22,10 +22,10 @@ import httpx
 from starlette.testclient import TestClient
 
 from conftest import Caller, Server, assert_replay_of, optional_field, valid_body
+from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
-from overplane.storage.objects import now_ms
 
 HOUR_MS = 3_600_000
 REPLAYED = "idempotent-replayed"

@@ -58,6 +58,29 @@ def run_with_connection(sqlalchemy_url: str, work: Callable[[sa.Connection], T])
         engine.dispose()
 
 
+def _sqlite_server_default_differs(
+    context: MigrationContext,
+    inspected_column: sa.Column[object],
+    metadata_column: sa.Column[object],
+    inspected_default: str | None,
+    metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    if metadata_column.identity is not None:
+        return False
+    return None
+
+
+def server_default_comparison(dialect: str) -> bool | Callable[..., bool | None]:
+    """Alembic's ``compare_server_default`` option for ``dialect``.
+
+    ``seq`` is an identity column in the metadata; SQLite has no such thing (each insert fills
+    seq, see ``objects.py``), so there its absence is no difference. PostgreSQL compares
+    everything (Alembic's own comparison; a callable there trips over identity columns).
+    """
+    return True if dialect == "postgresql" else _sqlite_server_default_differs
+
+
 def version_directories(extra: Sequence[Path] = ()) -> list[Path]:
     """The directories Alembic reads migrations from.
 
