@@ -425,3 +425,22 @@ def test_an_additive_migration_is_undone_by_its_downgrade(
     assert {"ix_crm_appointment_room", "ix_crm_appointment_room__us"} <= upgraded[2]
     assert downgraded == original
     assert on_database(url, shape) == upgraded
+
+
+def test_columns_are_written_as_literals() -> None:
+    """Types with their SQLite variant, identity columns and nullability are spelled out."""
+    numbered = sa.Column("seq", Sequence64, sa.Identity(), nullable=False)
+    always = sa.Column("n", sa.BigInteger(), sa.Identity(always=True, start=10), nullable=False)
+    plain = sa.Column("label", sa.String(5000), nullable=True)
+    sa.Table("t", sa.MetaData(), numbered, always, plain)
+
+    assert migration_writer.render_column(numbered) == (
+        'sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), '
+        "nullable=False)"
+    )
+    assert migration_writer.render_column(always) == (
+        'sa.Column("n", sa.BigInteger(), sa.Identity(always=True, start=10), nullable=False)'
+    )
+    assert migration_writer.render_column(plain) == (
+        'sa.Column("label", sa.String(5000), nullable=True)'
+    )

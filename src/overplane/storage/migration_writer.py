@@ -46,6 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
@@ -330,7 +331,7 @@ def _execute(sql: str, indent: str) -> str:
     return f"op.execute({literal})"
 
 
-def _plain_type(type_: sa.types.TypeEngine[object]) -> str:
+def _plain_type(type_: sa.types.TypeEngine[Any]) -> str:
     kind = type(type_)
     if kind is sa.String:
         length = getattr(type_, "length", None)
@@ -341,7 +342,7 @@ def _plain_type(type_: sa.types.TypeEngine[object]) -> str:
     raise ValueError(f"cannot write a literal for column type {type_!r}: teach migration_writer")
 
 
-def render_type(type_: sa.types.TypeEngine[object]) -> str:
+def render_type(type_: sa.types.TypeEngine[Any]) -> str:
     """A SQLAlchemy type as code (``sa.BigInteger().with_variant(sa.Integer(), "sqlite")``)."""
     code = _plain_type(type_)
     for dialect, variant in sorted(type_._variant_mapping.items()):
@@ -349,9 +350,16 @@ def render_type(type_: sa.types.TypeEngine[object]) -> str:
     return code
 
 
-def render_column(column: sa.Column[object]) -> str:
+def render_column(column: sa.Column[Any]) -> str:
     """A column as ``sa.Column(...)``; keys and references are rendered as table constraints."""
-    code = f"sa.Column({_q(column.name)}, {render_type(column.type)}, nullable={column.nullable}"
+    code = f"sa.Column({_q(column.name)}, {render_type(column.type)}"
+    if column.identity is not None:
+        # PostgreSQL's generated numbering (SQLite has none and ignores it).
+        options = {"always": column.identity.always, "start": column.identity.start}
+        options |= {"increment": column.identity.increment}
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items() if v not in (None, False))
+        code += f", sa.Identity({given})"
+    code += f", nullable={column.nullable}"
     if column.autoincrement is True:
         code += ", autoincrement=True"
     return code + ")"
