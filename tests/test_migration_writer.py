@@ -166,8 +166,9 @@ PARSERS = frozen_parsers()
 def rekeyed_party_links(target: sa.MetaData, resource: Resource) -> sa.Table:
     """``resource``'s table with the primary key (account_id, seq) and unique (account_id, id).
 
-    The change the distributed-engine plan calls for (docs/deployment.md). ``seq`` is assigned
-    by the test here: SQLite numbers only a lone INTEGER PRIMARY KEY by itself.
+    Whatever the shipped keys are, these differ from them: a primary key and a unique
+    constraint change. ``seq`` is assigned by the test: SQLite numbers only a lone INTEGER
+    PRIMARY KEY by itself.
     """
     table = sa.Table(
         resource.table_name,
