@@ -80,10 +80,3 @@ def drop_statements(table: str, dialect: str) -> list[str]:
     if dialect == "postgresql":
         return [f"DROP TRIGGER IF EXISTS {table}_written ON {table}"]
     return [f"DROP TRIGGER IF EXISTS {table}_inserted", f"DROP TRIGGER IF EXISTS {table}_deleted"]
-
-
-def trigger_names(table: str, dialect: str) -> list[str]:
-    """The names of the triggers :func:`create_statements` installs on ``table``."""
-    if dialect == "postgresql":
-        return [f"{table}_written"]
-    return [f"{table}_inserted", f"{table}_deleted"]
