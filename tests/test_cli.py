@@ -14,6 +14,8 @@ import re
 import secrets
 import signal
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -205,7 +207,7 @@ def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: st
 
     older = "0003"
     assert older != migrate.head_revision()
-    migrate.upgrade(fresh_database_url, older)
+    migrate.upgrade(fresh_database_url, revision=older)
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
     assert result.returncode == 1
     assert "overplane migrate" in result.stderr
@@ -230,9 +232,11 @@ def test_serve_migrates_once_or_never(
     real_upgrade = migrate.upgrade
     upgraded: list[str] = []
 
-    def counting_upgrade(database_url: str, revision: str = "head") -> None:
+    def counting_upgrade(
+        database_url: str, extra_versions: Sequence[Path] = (), *, revision: str = "head"
+    ) -> None:
         upgraded.append(database_url)
-        real_upgrade(database_url, revision)
+        real_upgrade(database_url, extra_versions, revision=revision)
 
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(migrate, "upgrade", counting_upgrade)
