@@ -2,18 +2,29 @@
 
 Covers: a brand-new installation prints its first key once; a bootstrap key from the
 environment; key management (create prints the secret as the last stdout line, list never shows
-it, revoke stops it at once); the published pages' curl flow; the access log; ``--no-migrate``.
+it, revoke stops it at once); the published pages' curl flow; the access log; ``--no-migrate``
+(refuses an outdated schema and never upgrades it); ``serve`` migrates once; ``--version``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import secrets
+import signal
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
 
+from overplane.cli import main as cli
+from overplane.storage import migrate
 from servers import RunningServer, ServerLauncher, run_cli
 
 APPOINTMENT_CURL_BODY = (
@@ -186,9 +197,61 @@ def test_buffered_access_log_is_written_out_at_shutdown(
 
 
 def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: str) -> None:
-    """``serve --no-migrate`` names the command to run instead of serving a wrong schema."""
+    """``serve --no-migrate`` names the command to run instead of serving a wrong schema, and
+    leaves the schema as it found it: an empty database stays unmigrated, one at an older
+    revision stays there, until ``overplane migrate`` upgrades it."""
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
     assert result.returncode == 1
     assert "overplane migrate" in result.stderr
+    assert migrate.current_revision(fresh_database_url) is None
+
+    older = "0003"
+    assert older != migrate.head_revision()
+    migrate.upgrade(fresh_database_url, revision=older)
+    result = run_cli(fresh_database_url, "serve", "--no-migrate")
+    assert result.returncode == 1
+    assert "overplane migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert migrate.current_revision(fresh_database_url) == older
+
     migrated = run_cli(fresh_database_url, "migrate")
     assert migrated.returncode == 0, migrated.stderr
+    assert migrate.current_revision(fresh_database_url) == migrate.head_revision()
+
+
+@pytest.mark.parametrize(("options", "upgrades"), [([], 1), (["--no-migrate"], 0)])
+def test_serve_migrates_once_or_never(
+    fresh_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    upgrades: int,
+) -> None:
+    """``serve`` runs the migrations exactly once before serving; ``serve --no-migrate`` on an
+    up-to-date database never runs them (in process, with the HTTP server stubbed out)."""
+    migrate.upgrade(fresh_database_url)
+    real_upgrade = migrate.upgrade
+    upgraded: list[str] = []
+
+    def counting_upgrade(
+        database_url: str, extra_versions: Sequence[Path] = (), *, revision: str = "head"
+    ) -> None:
+        upgraded.append(database_url)
+        real_upgrade(database_url, extra_versions, revision=revision)
+
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(migrate, "upgrade", counting_upgrade)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(kwargs))
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own handlers
+    result = CliRunner().invoke(
+        cli.app, ["serve", *options], env={"OVERPLANE_DATABASE_URL": fresh_database_url}
+    )
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    assert len(upgraded) == upgrades
+
+
+def test_version_prints_the_installed_version() -> None:
+    """``overplane --version`` prints the package's version (pyproject.toml's) and exits 0."""
+    result = run_cli("sqlite:///unused.sqlite3", "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"overplane {importlib.metadata.version('overplane')}\n"
