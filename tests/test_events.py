@@ -142,8 +142,8 @@ def test_a_random_sequence_of_writes_is_recorded_exactly(api: Caller) -> None:
         change = {name: rng.choice([None, "a", "b", before[name]]) for name in names}
         after = api.patch(f"{resource.path}/{object_id}", json=change).json()
         alive[object_id] = (resource, after)
-        previous = {n: before[n] for n in names if before[n] != after[n]}
-        expected.append((f"{resource.event_name}.updated", after, previous))
+        changed = {n: before[n] for n in names if before[n] != after[n]}
+        expected.append((f"{resource.event_name}.updated", after, changed))
 
     found = events(api)[::-1]
     assert len(found) == len(expected)
@@ -230,9 +230,7 @@ def test_events_are_swept_after_their_retention(server: Server, api: Caller) -> 
 
 @pytest.mark.parametrize("resource", [APPOINTMENT], ids=["appointment"])
 def test_writes_record_no_events_when_they_are_off(server: Server, resource: Resource) -> None:
-    app = OverplaneApp(
-        Settings(database_url=server.database_url, access_log=False, events=False)
-    )
+    app = OverplaneApp(Settings(database_url=server.database_url, access_log=False, events=False))
     caller = server.new_caller()
     with TestClient(app) as client:
         quiet = Caller(client, caller.key, caller.account_name)

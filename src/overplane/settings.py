@@ -226,12 +226,26 @@ class Settings:
         help="How long a deleted object's list position is kept, so that a cursor naming it "
         "(`starting_after`, `ending_before`) still works.",
     )
+    events: bool = setting(
+        True,
+        env="OVERPLANE_EVENTS",
+        parse=_parse_bool,
+        help="Record an event with every accepted create, update and delete (`GET /api/events`, "
+        "webhooks). `false` records none: only for measuring what events cost, or for a bulk "
+        "load whose events nobody wants; webhook endpoints then receive nothing.",
+    )
+    event_retention_days: int = setting(
+        30,
+        env="OVERPLANE_EVENT_RETENTION_DAYS",
+        parse=_parse_positive_int,
+        help="How long events are kept (listed, retrievable, redeliverable) before they are swept.",
+    )
     sweep_interval_seconds: int = setting(
         300,
         env="OVERPLANE_SWEEP_INTERVAL_SECONDS",
         parse=_parse_positive_int,
-        help="How often each server process deletes expired idempotency keys and tombstones "
-        "(harmless when several do).",
+        help="How often each server process deletes expired idempotency keys, tombstones and "
+        "events (harmless when several do).",
     )
     shutdown_timeout_seconds: int = setting(
         30,

@@ -37,10 +37,11 @@ from overplane.http.errors import (
 )
 from overplane.http.messages import ApiRequest, send_reply
 from overplane.http.rendering import encode
-from overplane.http.routes import ApiRouter, ResourceEndpoint, Services
+from overplane.http.routes import ApiRouter, EventEndpoint, ResourceEndpoint, Services
 from overplane.settings import Settings
 from overplane.storage import idempotency as idempotency_records
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
+from overplane.storage.events import sweep as sweep_events
 from overplane.storage.ids import new_request_id
 from overplane.storage.objects import sweep_tombstones
 from overplane.web import pages
@@ -75,7 +76,13 @@ class OverplaneApp:
         ]
         self.router = Router(routes=routes, redirect_slashes=False)
         services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
-        self.api = ApiRouter(services, (ResourceEndpoint(resource) for resource in RESOURCES))
+        self.api = ApiRouter(
+            services,
+            [
+                *(ResourceEndpoint(resource, events=settings.events) for resource in RESOURCES),
+                EventEndpoint(RESOURCES),
+            ],
+        )
         self.log_access = access_log.configure(
             settings.access_log, settings.access_log_flush_seconds
         )
@@ -112,12 +119,13 @@ class OverplaneApp:
             self.db = None
 
     async def sweep(self) -> None:
-        """Forget expired idempotency keys and cursor tombstones, and refresh the planner's
+        """Forget expired idempotency keys, cursor tombstones and events, and refresh the planner's
         statistics (any process may do it)."""
         db = self.database()
         now = now_ms()
         await idempotency_records.sweep(db, now - self.idempotency_ttl_ms)
         await sweep_tombstones(db, now - self.settings.tombstone_ttl_days * 86_400_000)
+        await sweep_events(db, now - self.settings.event_retention_days * 86_400_000)
         await db.refresh_statistics()
 
     async def sweep_forever(self) -> None:

@@ -446,7 +446,14 @@ def _event_schemas() -> dict[str, JSONObject]:
         }
     schemas["Event"] = {
         "oneOf": [_ref(f"{r.title.replace(' ', '')}Event") for r in RESOURCES],
-        "discriminator": {"propertyName": "type"},
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {
+                event_type: f"#/components/schemas/{r.title.replace(' ', '')}Event"
+                for r in RESOURCES
+                for event_type in r.event_types
+            },
+        },
     }
     schemas["EventList"] = {
         "type": "object",
@@ -562,9 +569,7 @@ def _webhooks() -> JSONObject:
                         "required": True,
                         "content": {"application/json": {"schema": _ref(f"{title}Event")}},
                     },
-                    "responses": {
-                        "2XX": {"description": "Received; anything else is retried."}
-                    },
+                    "responses": {"2XX": {"description": "Received; anything else is retried."}},
                 }
             }
     return hooks

@@ -173,3 +173,9 @@ def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table
 
 
 object_tables: dict[str, sa.Table] = {r.name: object_table(r) for r in RESOURCES}
+
+
+#: Tables whose list totals triggers keep in ``object_counts`` (``storage/triggers.py``), and
+#: whether a deleted row leaves a tombstone for cursors (objects do; events are only swept).
+COUNTED_TABLES: dict[str, bool] = {name: True for name in (t.name for t in object_tables.values())}
+COUNTED_TABLES["events"] = False
