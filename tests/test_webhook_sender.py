@@ -12,20 +12,29 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from overplane.webhooks import SIGNATURE_HEADER, sign, verify
 from overplane.webhooks.addresses import (
     DestinationRefused,
     HostNotResolved,
+    ResolvedTarget,
     check_url_syntax,
     non_public_reason,
     resolve_public,
 )
+from overplane.webhooks.sender import Attempt, deliver, new_client
 
 if TYPE_CHECKING:
     from socket import _GetAddrInfoResult
@@ -99,6 +108,142 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- receivers -----------------------------------------------------------------------------
+
+
+class Received(NamedTuple):
+    """One request as a receiver read it: header names lowercased."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+    names: list[str]  # every header name as sent, lowercased, repeats kept
+
+
+Behaviour = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+class Receiver:
+    """A tiny HTTP/1.1 server on 127.0.0.1: reads one request per connection, records it,
+    then lets ``behaviour`` write (or not write) the response."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.received: list[Received] = []
+        self.server_names: list[str | None] = []  # TLS SNI, one per handshake
+        self.port = 0
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_line, *lines = head.decode("latin-1").split("\r\n")
+            method, target, _version = request_line.split(" ")
+            headers: dict[str, str] = {}
+            names: list[str] = []
+            for line in lines:
+                if line:
+                    name, _, value = line.partition(":")
+                    names.append(name.strip().lower())
+                    headers[names[-1]] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.received.append(Received(method, target, headers, body, names))
+            await self.behaviour(writer)
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+            self._handlers.discard(task)
+
+    @asynccontextmanager
+    async def running(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[Receiver]:
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
+        self.port = server.sockets[0].getsockname()[1]
+        try:
+            yield self
+        finally:
+            server.close()
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+            await server.wait_closed()
+
+
+def respond(status: int = 200, body: bytes = b"ok", extra: str = "") -> Behaviour:
+    async def behaviour(writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
+        )
+        await writer.drain()
+
+    return behaviour
+
+
+def after(delay: float, then: Behaviour) -> Behaviour:
+    async def behaviour(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay)
+        await then(writer)
+
+    return behaviour
+
+
+def trickle(head: bytes, tail: bytes, every: float) -> Behaviour:
+    """Send ``head`` at once, then ``tail`` one byte per ``every`` seconds: each read
+    succeeds quickly, so only an overall deadline stops it."""
+
+    async def behaviour(writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        for byte in tail:
+            await writer.drain()
+            await asyncio.sleep(every)
+            writer.write(bytes([byte]))
+
+    return behaviour
+
+
+def endless(sent: list[int]) -> Behaviour:
+    """A 200 whose chunked body never ends; counts the bytes it managed to send."""
+
+    async def behaviour(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 16_384
+        frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        while True:
+            writer.write(frame)
+            await writer.drain()
+            sent[0] += len(chunk)
+
+    return behaviour
+
+
+async def hang_up(writer: asyncio.StreamWriter) -> None:
+    """Read the request, then close without a word."""
+
+
+def loopback(receiver: Receiver, host: str = "127.0.0.1", path: str = "/hooks") -> ResolvedTarget:
+    """A checked target for a receiver, as resolve_public would give it (no DNS)."""
+    return ResolvedTarget(
+        url=f"http://{host}:{receiver.port}{path}",
+        scheme="http",
+        host=host,
+        port=receiver.port,
+        path=path,
+        addresses=("127.0.0.1",),
+    )
+
+
+async def send(target: ResolvedTarget, **options: Any) -> Attempt:
+    headers = {SIGNATURE_HEADER: sign(BODY, [SECRET], int(time.time()))}
+    async with new_client() as client:
+        return await deliver(client, target, BODY, headers, **options)
 
 
 # --- the address guard ----------------------------------------------------------------------
@@ -274,3 +419,289 @@ def test_every_ipv6_form_of_an_ipv4_address_is_judged_like_it(
 def test_the_syntax_check_never_raises(url: str) -> None:
     check_url_syntax(url)
     check_url_syntax("https://" + url, allow_private=False)
+
+
+# --- deliveries -----------------------------------------------------------------------------
+
+
+def test_a_delivery_reaches_the_checked_address_with_its_host_name_and_signature() -> None:
+    async def scenario() -> tuple[Attempt, Receiver]:
+        async with Receiver(respond(200, b'{"received":true}')).running() as receiver:
+            # hooks.invalid never resolves: the only way to reach the receiver is the
+            # address that passed the check, with no DNS lookup in between.
+            target = loopback(receiver, host="hooks.invalid", path="/in?x=1")
+            return await send(target), receiver
+
+    attempt, receiver = run(scenario())
+    assert attempt.succeeded, attempt
+    assert attempt == Attempt(200, None, attempt.duration_ms, '{"received":true}')
+    assert sorted(receiver.received[0].names) == sorted(set(receiver.received[0].names))
+    assert attempt.duration_ms > 0
+    [request] = receiver.received
+    assert request.method == "POST"
+    assert request.target == "/in?x=1"
+    assert request.headers["host"] == f"hooks.invalid:{receiver.port}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["connection"] == "close"
+    assert request.headers["user-agent"].startswith("Overplane-Webhooks/")
+    assert request.body == BODY
+    verify(request.body, request.headers["overplane-signature"], SECRET)
+
+
+def test_caller_headers_replace_the_defaults_but_not_host_or_connection() -> None:
+    async def scenario() -> Receiver:
+        async with Receiver(respond(200)).running() as receiver:
+            headers = {"content-type": "application/x-test", "HOST": "evil.test", "X-Id": "1"}
+            async with new_client() as client:
+                await deliver(client, loopback(receiver), BODY, headers)
+            return receiver
+
+    receiver = run(scenario())
+    [request] = receiver.received
+    assert request.headers["content-type"] == "application/x-test"
+    assert request.headers["host"] == f"127.0.0.1:{receiver.port}"
+    assert request.headers["connection"] == "close"
+    assert request.headers["x-id"] == "1"
+    assert sorted(request.names) == sorted(set(request.names))  # no header twice
+
+
+def test_a_name_resolved_with_the_setting_is_delivered_to_and_looked_up_only_once() -> None:
+    async def scenario() -> tuple[list[Attempt], Receiver]:
+        async with Receiver(respond(204, b"")).running() as receiver:
+            attempts = []
+            for host in ("localhost", "receiver.example"):
+                target = await resolve_public(f"http://{host}:{receiver.port}/", True)
+                attempts.append(await send(target))
+            return attempts, receiver
+
+    LOOKUPS.clear()
+    attempts, receiver = run(scenario())
+    assert all(attempt.succeeded for attempt in attempts), attempts
+    assert [a.status_code for a in attempts] == [204, 204]
+    assert [r.headers["host"] for r in receiver.received] == [
+        f"localhost:{receiver.port}",
+        f"receiver.example:{receiver.port}",
+    ]
+    # resolve_public looked the name up; the delivery connected without a lookup of its own
+    assert LOOKUPS == ["receiver.example"]
+
+
+@pytest.mark.parametrize("status", [301, 302, 400, 404, 410, 500, 503])
+def test_any_status_but_2xx_is_unsuccessful_and_redirects_are_not_followed(status: int) -> None:
+    async def scenario() -> tuple[Attempt, list[Received]]:
+        async with Receiver(respond(200)).running() as elsewhere:
+            location = f"Location: http://127.0.0.1:{elsewhere.port}/stolen\r\n"
+            async with Receiver(respond(status, b"nope", location)).running() as receiver:
+                attempt = await send(loopback(receiver))
+            return attempt, elsewhere.received
+
+    attempt, elsewhere = run(scenario())
+    assert not attempt.succeeded
+    assert attempt.status_code == status
+    assert attempt.error is None  # the receiver answered: the status says it all
+    assert attempt.response_excerpt == "nope"
+    assert elsewhere == []  # the redirect target never saw a request
+
+
+def test_a_receiver_slower_than_the_timeout_fails_within_it() -> None:
+    async def scenario() -> Attempt:
+        async with Receiver(after(5, respond(200))).running() as receiver:
+            return await send(loopback(receiver), timeout=0.3)
+
+    attempt = run(scenario())
+    assert not attempt.succeeded
+    assert attempt.status_code is None
+    assert attempt.error == "timed out: no response within 0.3 s"
+    assert 300 <= attempt.duration_ms < 2_000
+
+
+def test_a_receiver_trickling_its_headers_cannot_stretch_the_deadline() -> None:
+    # Each byte arrives well within any per-read timeout; the whole never does.
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Slow: " + b"a" * 100 + b"\r\n\r\nok"
+    behaviour = trickle(b"", head, every=0.02)
+
+    async def scenario() -> Attempt:
+        async with Receiver(behaviour).running() as receiver:
+            return await send(loopback(receiver), timeout=0.5)
+
+    attempt = run(scenario())
+    assert attempt.error == "timed out: no response within 0.5 s"
+    assert attempt.duration_ms < 2_000
+
+
+def test_a_receiver_trickling_its_body_fails_with_the_status_it_sent() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstarted "
+    behaviour = trickle(head, b"." * 92, every=0.05)
+
+    async def scenario() -> Attempt:
+        async with Receiver(behaviour).running() as receiver:
+            return await send(loopback(receiver), timeout=0.5)
+
+    attempt = run(scenario())
+    assert not attempt.succeeded
+    assert attempt.status_code == 200
+    assert attempt.error == "timed out: the response body did not finish within 0.5 s"
+    assert attempt.response_excerpt.startswith("started ")
+    assert attempt.duration_ms < 2_000
+
+
+def test_an_endless_body_is_read_only_up_to_the_bound_then_the_connection_is_closed() -> None:
+    sent = [0]
+
+    async def scenario() -> Attempt:
+        async with Receiver(endless(sent)).running() as receiver:
+            attempt = await send(loopback(receiver), timeout=2.0, max_response_bytes=1000)
+            await asyncio.sleep(0.2)  # the receiver notices the closed connection
+            return attempt
+
+    attempt = run(scenario())
+    assert attempt.succeeded, attempt
+    assert len(attempt.response_excerpt) <= 1000
+    assert attempt.duration_ms < 2_000
+    # we stopped reading long before the deadline: the receiver could send only as much as
+    # the socket buffers hold (far from the ~100 MB a loopback link carries in 2 s)
+    assert sent[0] < 32 * 1024 * 1024
+
+
+def test_max_response_bytes_zero_reads_no_body() -> None:
+    async def scenario() -> Attempt:
+        async with Receiver(respond(200, b"ignored")).running() as receiver:
+            return await send(loopback(receiver), max_response_bytes=0)
+
+    attempt = run(scenario())
+    assert attempt.succeeded
+    assert attempt.response_excerpt == ""
+
+
+def test_a_receiver_that_hangs_up_is_an_error_not_an_exception() -> None:
+    async def scenario() -> Attempt:
+        async with Receiver(hang_up).running() as receiver:
+            return await send(loopback(receiver))
+
+    attempt = run(scenario())
+    assert not attempt.succeeded
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error.startswith(("protocol error", "connection broken"))
+
+
+def test_nothing_listening_is_an_error_naming_the_address() -> None:
+    async def scenario() -> tuple[Attempt, int]:
+        async with Receiver(respond(200)).running() as receiver:
+            port = receiver.port
+        # the receiver is gone now; its port is closed
+        target = ResolvedTarget(
+            f"http://gone.invalid:{port}/", "http", "gone.invalid", port, "/", ("127.0.0.1",)
+        )
+        return await send(target, timeout=2.0), port
+
+    attempt, port = run(scenario())
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error.startswith(f"could not connect: 127.0.0.1:{port} failed")
+
+
+def test_the_next_address_is_tried_only_when_connecting_failed() -> None:
+    async def scenario() -> tuple[Attempt, Receiver]:
+        async with Receiver(respond(200)).running() as receiver:
+            # the receiver listens on 127.0.0.1 only: 127.0.0.2 refuses the connection
+            target = loopback(receiver)._replace(addresses=("127.0.0.2", "127.0.0.1"))
+            attempt = await send(target)
+        return attempt, receiver
+
+    attempt, receiver = run(scenario())
+    assert attempt.succeeded, attempt
+    assert len(receiver.received) == 1
+
+
+# --- TLS: the name in the URL is the name presented and verified ----------------------------
+
+
+class Certificate(NamedTuple):
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for hooks.test, made with the openssl command."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "1", "-subj", "/CN=hooks.test",
+            "-addext", "subjectAltName=DNS:hooks.test",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return Certificate(cert, key)
+
+
+def tls_delivery(certificate: Certificate, host: str) -> tuple[Attempt, Receiver]:
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(certificate.cert, certificate.key)
+    trust = ssl.create_default_context(cafile=str(certificate.cert))
+
+    async def scenario() -> tuple[Attempt, Receiver]:
+        async with Receiver(respond(200)).running(tls=server_tls) as receiver:
+            target = loopback(receiver, host=host)._replace(
+                scheme="https", url=f"https://{host}:{receiver.port}/hooks"
+            )
+            async with new_client(verify=trust) as client:
+                attempt = await deliver(client, target, BODY, {}, timeout=3.0)
+            return attempt, receiver
+
+    return run(scenario())
+
+
+def test_https_presents_and_verifies_the_host_name_while_connecting_to_the_checked_ip(
+    certificate: Certificate,
+) -> None:
+    attempt, receiver = tls_delivery(certificate, "hooks.test")
+    assert attempt.succeeded, attempt
+    assert receiver.server_names == ["hooks.test"]  # SNI is the name, not 127.0.0.1
+    assert receiver.received[0].headers["host"] == f"hooks.test:{receiver.port}"
+
+
+def test_https_refuses_a_certificate_for_another_name(certificate: Certificate) -> None:
+    attempt, receiver = tls_delivery(certificate, "other.test")
+    assert not attempt.succeeded
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in attempt.error
+    assert receiver.received == []
+    assert receiver.server_names == ["other.test"]
+
+
+def test_a_client_from_new_client_ignores_proxy_settings_and_keeps_no_cookies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would swallow every request
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+
+    async def scenario() -> tuple[list[Attempt], Receiver]:
+        behaviour = respond(200, b"ok", "Set-Cookie: planted=1; Path=/\r\n")
+        async with Receiver(behaviour).running() as receiver:
+            target = loopback(receiver)
+            async with new_client() as client:
+                attempts = [await deliver(client, target, BODY, {}) for _ in range(2)]
+                assert not client.cookies
+            return attempts, receiver
+
+    attempts, receiver = run(scenario())
+    assert all(attempt.succeeded for attempt in attempts), attempts
+    assert all("cookie" not in request.headers for request in receiver.received)
+
+
+def test_httpx_timeouts_and_the_overall_deadline_agree_on_the_message() -> None:
+    # A client with a tiny default timeout does not shorten the delivery's own deadline.
+    async def scenario() -> Attempt:
+        receiver = Receiver(after(0.2, respond(200)))
+        client = httpx.AsyncClient(timeout=0.01, trust_env=False)
+        async with receiver.running(), client:
+            return await deliver(client, loopback(receiver), BODY, {}, timeout=2.0)
+
+    attempt = run(scenario())
+    assert attempt.succeeded, attempt
