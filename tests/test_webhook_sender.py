@@ -515,6 +515,28 @@ def test_a_receiver_slower_than_the_timeout_fails_within_it() -> None:
     assert 300 <= attempt.duration_ms < 2_000
 
 
+def test_cancelling_the_caller_cancels_the_delivery_instead_of_reporting_it() -> None:
+    # The worker stops by cancelling its tasks: deliver must not turn that into an Attempt.
+    async def scenario() -> bool:
+        arrived = asyncio.Event()
+
+        async def behaviour(writer: asyncio.StreamWriter) -> None:
+            arrived.set()
+            await asyncio.sleep(5)
+
+        async with Receiver(behaviour).running() as receiver:
+            task = asyncio.create_task(send(loopback(receiver), timeout=3.0))
+            await asyncio.wait_for(arrived.wait(), 2)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                return True
+            return False
+
+    assert run(scenario())
+
+
 def test_a_receiver_trickling_its_headers_cannot_stretch_the_deadline() -> None:
     # Each byte arrives well within any per-read timeout; the whole never does.
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Slow: " + b"a" * 100 + b"\r\n\r\nok"
