@@ -289,10 +289,21 @@ def test_private_destinations_are_refused_without_the_setting(url: str, reason: 
 
 def test_a_refusal_names_the_host_the_address_and_why() -> None:
     with pytest.raises(DestinationRefused) as refused:
-        run(resolve_public("http://localhost:9/x", allow_private=False))
-    message = str(refused.value)
-    assert message.startswith("refused: localhost resolves to ")
-    assert "loopback address" in message
+        run(resolve_public("http://receiver.example:9/x", allow_private=False))
+    assert str(refused.value) == (
+        "refused: receiver.example resolves to 127.0.0.1, a loopback address; "
+        "webhooks are delivered only to public addresses"
+    )
+    with pytest.raises(DestinationRefused) as refused:
+        run(resolve_public("http://169.254.169.254/latest", allow_private=False))
+    assert str(refused.value) == (
+        "refused: 169.254.169.254 is a link-local address; "
+        "webhooks are delivered only to public addresses"
+    )
+    LOOKUPS.clear()
+    with pytest.raises(DestinationRefused, match="localhost is a loopback name"):
+        run(resolve_public("http://api.localhost/", allow_private=False))
+    assert LOOKUPS == []  # refused without asking DNS
 
 
 def test_with_the_setting_private_destinations_resolve() -> None:

@@ -277,6 +277,12 @@ async def resolve_public(
     """
     parsed = _parse(url)
     literal = _ip_literal(parsed.host)
+    if not allow_private and _local_name(parsed.host):
+        # Loopback by definition: refused without asking DNS (which may say anything).
+        raise DestinationRefused(
+            f"refused: {parsed.host} is a loopback name; webhooks are delivered only to public "
+            "addresses"
+        )
     if literal is not None:
         addresses: list[IPAddress] = [literal]
     else:
@@ -293,7 +299,9 @@ async def resolve_public(
             reason = non_public_reason(address)
             if reason is not None:
                 shown = (
-                    parsed.host if literal is not None else f"{parsed.host} resolves to {address},"
+                    f"{parsed.host} is"
+                    if literal is not None
+                    else f"{parsed.host} resolves to {address},"
                 )
                 raise DestinationRefused(
                     f"refused: {shown} {reason}; webhooks are delivered only to public addresses"
