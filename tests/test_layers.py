@@ -3,12 +3,15 @@
 - SQL lives only in ``storage/``: no other module holds a SQL statement in a string, or
   imports a database driver or SQLAlchemy.
 - No upward imports: each layer imports only the layers listed for it.
+- What receivers import (``overplane.webhooks`` and its ``signature``) needs only the
+  standard library, so it works without the server's dependencies installed.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,11 +29,16 @@ ALLOWED: dict[str, set[str]] = {
     "storage": {"declarations", *BASE},
     "auth": {"storage", *BASE},
     "web": {"declarations", "storage", "auth", *BASE},
-    "http": {"declarations", "storage", "auth", *BASE},
-    "cli": {"declarations", "storage", "auth", "http", "web", *BASE},
+    # http/ validates webhook URLs with webhooks/addresses.py when endpoints are written.
+    "http": {"declarations", "storage", "auth", "webhooks", *BASE},
+    "webhooks": {"storage", *BASE},
+    "cli": {"declarations", "storage", "auth", "http", "web", "webhooks", *BASE},
 }
 #: The one module that assembles the application may also import the pages of web/.
 ASSEMBLERS = {"http/app.py": {"web"}}
+#: Modules a receiver imports to verify signatures: the standard library only, for them and
+#: for every module of the project they import (the package's own __init__ included).
+STANDARD_LIBRARY_ONLY = {"__init__.py", "webhooks/__init__.py", "webhooks/signature.py"}
 DRIVERS = {"sqlite3", "asyncpg", "sqlalchemy", "alembic", "psycopg", "psycopg2"}
 SQL = re.compile(
     r"\b(SELECT\s.*\bFROM\b|INSERT\s+INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b"
@@ -118,3 +126,31 @@ def test_the_checks_see_sql_and_drivers() -> None:
         "sqlite3",
         "asyncpg",
     }
+
+
+def module_path(name: str) -> str:
+    """``webhooks/signature.py`` for overplane.webhooks.signature, ``webhooks/__init__.py``
+    for overplane.webhooks."""
+    parts = name.split(".")[1:]
+    if (PACKAGE.joinpath(*parts) / "__init__.py").exists():
+        return "/".join([*parts, "__init__.py"])
+    return "/".join(parts) + ".py"
+
+
+@pytest.mark.parametrize("relative", sorted(STANDARD_LIBRARY_ONLY))
+def test_what_receivers_import_needs_only_the_standard_library(relative: str) -> None:
+    tree = ast.parse((PACKAGE / relative).read_text(), relative)
+    relative_imports = [
+        node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert not relative_imports, f"{relative}: import by absolute name, so this test sees it"
+    for name in imported(tree):
+        top = name.split(".")[0]
+        if top == "overplane":
+            assert module_path(name) in STANDARD_LIBRARY_ONLY, (
+                f"{relative} imports {name}, which may import more than the standard library"
+            )
+        else:
+            assert top in sys.stdlib_module_names or top == "__future__", (
+                f"{relative} imports {name}: receivers import this module, standard library only"
+            )
