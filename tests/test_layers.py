@@ -28,11 +28,13 @@ ALLOWED: dict[str, set[str]] = {
     "settings": set(),
     "storage": {"declarations", *BASE},
     "auth": {"storage", *BASE},
-    "web": {"declarations", "storage", "auth", *BASE},
+    # Objects and events as the API shows them: for the API, webhook bodies and the pages.
+    "rendering": {"declarations", "storage", *BASE},
+    "web": {"declarations", "storage", "auth", "rendering", *BASE},
     # http/ validates webhook URLs with webhooks/addresses.py when endpoints are written.
-    "http": {"declarations", "storage", "auth", "webhooks", *BASE},
-    "webhooks": {"storage", *BASE},
-    "cli": {"declarations", "storage", "auth", "http", "web", "webhooks", *BASE},
+    "http": {"declarations", "storage", "auth", "rendering", "webhooks", *BASE},
+    "webhooks": {"declarations", "storage", "rendering", *BASE},
+    "cli": {"declarations", "storage", "auth", "rendering", "http", "web", "webhooks", *BASE},
 }
 #: The one module that assembles the application may also import the pages of web/.
 ASSEMBLERS = {"http/app.py": {"web"}}

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from overplane import rendering
 from overplane.declarations import Resource
-from overplane.http import idempotency, rendering
+from overplane.http import idempotency
 from overplane.http.bodies import (
     check_content_type,
     decode_object,

@@ -15,7 +15,7 @@ import msgspec
 
 from overplane.storage.database import Executor, Row
 from overplane.storage.ids import could_be_object_id, new_object_id
-from overplane.storage.listing import CursorNotFound, Listing, ListQuery, Page, sqlite_next_seq
+from overplane.storage.listing import Listing, ListQuery, Page, sqlite_next_seq
 from overplane.storage.tenant import Tenant
 
 ID_PREFIX = "evt_"
@@ -114,7 +114,7 @@ class EventStore:
     """Reading an account's events; writing them is part of each change (``objects.py``)."""
 
     def __init__(self) -> None:
-        self.listing = Listing("events", COLUMNS, tombstones=False)
+        self.listing = Listing("events", COLUMNS, id_prefix=ID_PREFIX, tombstones=False)
         self._select = (
             f"SELECT {', '.join(COLUMNS)} FROM events WHERE id = ? AND account_id = ? "
             "AND livemode = ?"
@@ -129,14 +129,7 @@ class EventStore:
 
     async def list(self, db: Executor, tenant: Tenant, query: ListQuery) -> Page[StoredEvent]:
         """A page of the tenant's events that meet the query's conditions, newest first."""
-        position = None
-        cursor = query.starting_after or query.ending_before
-        if cursor is not None:
-            parameter = "starting_after" if query.starting_after is not None else "ending_before"
-            if not could_be_object_id(ID_PREFIX, cursor):
-                raise CursorNotFound(parameter)
-            position = await self.listing.position(db, tenant, cursor, parameter)
-        return await self.listing.page(db, tenant, query, StoredEvent.read, position)
+        return await self.listing.list(db, tenant, query, StoredEvent.read)
 
 
 async def sweep(db: Executor, before_ms: int) -> int:

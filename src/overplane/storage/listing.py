@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from overplane.storage.database import Executor, Row
+from overplane.storage.ids import could_be_object_id
 from overplane.storage.schema import FILTER_INDEX_PREFIX
 from overplane.storage.tenant import Tenant
 
@@ -138,8 +139,11 @@ class Listing:
     cursor naming a swept event is unknown).
     """
 
-    def __init__(self, table: str, columns: Sequence[str], *, tombstones: bool) -> None:
+    def __init__(
+        self, table: str, columns: Sequence[str], *, id_prefix: str, tombstones: bool
+    ) -> None:
         self.table = table
+        self.id_prefix = id_prefix
         self.columns = tuple(columns)
         self._columns = ", ".join(self.columns)
         scoped = "id = ? AND account_id = ? AND livemode = ?"
@@ -165,6 +169,20 @@ class Listing:
         if row is None:
             raise CursorNotFound(parameter)
         return Position(int(row[0]), int(row[1]))
+
+    async def list(
+        self, db: Executor, tenant: Tenant, query: ListQuery, read: Callable[[Row, int], T]
+    ) -> Page[T]:
+        """The page ``query`` asks for, its cursor (if any) looked up first; CursorNotFound
+        if the cursor names no row this tenant has (or had)."""
+        position = None
+        cursor = query.starting_after or query.ending_before
+        if cursor is not None:
+            parameter = "starting_after" if query.starting_after is not None else "ending_before"
+            if not could_be_object_id(self.id_prefix, cursor):
+                raise CursorNotFound(parameter)
+            position = await self.position(db, tenant, cursor, parameter)
+        return await self.page(db, tenant, query, read, position)
 
     async def page(
         self,

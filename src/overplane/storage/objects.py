@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.rfc3339 import parse_ns
-from overplane.storage import events
+from overplane.storage import events, webhooks
 from overplane.storage.database import Executor, Row
 from overplane.storage.events import EventOrigin
 from overplane.storage.ids import could_be_object_id, new_object_id
-from overplane.storage.listing import CursorNotFound, Listing, ListQuery, Page, sqlite_next_seq
+from overplane.storage.listing import Listing, ListQuery, Page, sqlite_next_seq
 from overplane.storage.schema import time_column
 from overplane.storage.tenant import Tenant
 
@@ -91,7 +91,7 @@ class ObjectStore:
         self._by_id = by_id
         self._select = f"SELECT {self._columns} FROM {table} WHERE {by_id}"
         self._delete = f"DELETE FROM {table} WHERE {by_id}"
-        self.listing = Listing(table, self.columns, tombstones=True)
+        self.listing = Listing(table, self.columns, id_prefix=resource.id_prefix, tombstones=True)
         self._update_sql = lru_cache(maxsize=1024)(self._build_update)
         self._created, self._updated, self._deleted = resource.event_types
         self._write_event = {d: events.insert_sql(d) for d in ("postgresql", "sqlite")}
@@ -125,6 +125,11 @@ class ObjectStore:
             f"RETURNING {self._columns}"
         )
 
+    async def _record_sqlite(self, transaction: Executor, event: tuple[Any, ...]) -> None:
+        """SQLite: the event and the deliveries it owes, in the change's transaction."""
+        await transaction.execute(self._write_event["sqlite"], event)
+        await transaction.execute(webhooks.fan_out_sql("sqlite"), _fan_out_args(event))
+
     def _object_json(self, stored: StoredObject) -> str:
         return events.values_json(
             self.columns, (stored.id, stored.created_at, stored.updated_at, *stored.values)
@@ -153,11 +158,11 @@ class ObjectStore:
         )
         if db.dialect == "postgresql":
             # One statement, one round trip: the row and its event are written together.
-            await db.execute(self._with_event.create, (*row_args, *event))
+            await db.execute(self._with_event.create, (*row_args, *event, *_fan_out_args(event)))
         else:
             async with db.atomic() as transaction:
                 await transaction.execute(self.insert_sql["sqlite"], row_args)
-                await transaction.execute(self._write_event["sqlite"], event)
+                await self._record_sqlite(transaction, event)
         return stored
 
     async def retrieve(self, db: Executor, tenant: Tenant, object_id: str) -> StoredObject | None:
@@ -202,7 +207,12 @@ class ObjectStore:
             sql = self._update_with_event(columns, len(versions or ()))
             row = await db.fetch_one(
                 sql,
-                [*args, stamp, stamp, *by_id, *(versions or ()), *_without_payload(event)],
+                [
+                    *args,
+                    *(stamp, stamp, *by_id, *(versions or ())),
+                    *_without_payload(event),
+                    *_fan_out_args(event),
+                ],
             )
             return None if row is None else StoredObject.read(row)
         async with db.atomic() as transaction:
@@ -215,9 +225,8 @@ class ObjectStore:
                 return None
             stored = StoredObject.read(row)
             previous = events.values_json(self._field_names, StoredObject.read(before).values)
-            await transaction.execute(
-                self._write_event["sqlite"],
-                (*event[:-2], self._object_json(stored), previous),
+            await self._record_sqlite(
+                transaction, (*event[:-2], self._object_json(stored), previous)
             )
             return stored
 
@@ -240,26 +249,20 @@ class ObjectStore:
         event = events.insert_args(tenant, now_ms(), self._deleted, object_id, origin, "", None)
         if db.dialect == "postgresql":
             sql = self._with_event.delete(len(versions or ()))
-            return await db.fetch_one(sql, (*by_id, *_without_payload(event))) is not None
+            args = (*by_id, *_without_payload(event), *_fan_out_args(event))
+            return await db.fetch_one(sql, args) is not None
         async with db.atomic() as transaction:
             sql = f"{self._delete}{_versions_sql(len(versions or ()))} RETURNING {self._columns}"
             row = await transaction.fetch_one(sql, by_id)
             if row is None:
                 return False
             last = self._object_json(StoredObject.read(row))
-            await transaction.execute(self._write_event["sqlite"], (*event[:-2], last, None))
+            await self._record_sqlite(transaction, (*event[:-2], last, None))
             return True
 
     async def list(self, db: Executor, tenant: Tenant, query: ListQuery) -> Page[StoredObject]:
         """A page of the tenant's objects that meet the query's conditions, newest first."""
-        position = None
-        cursor = query.starting_after or query.ending_before
-        if cursor is not None:
-            parameter = "starting_after" if query.starting_after is not None else "ending_before"
-            if not could_be_object_id(self.resource.id_prefix, cursor):
-                raise CursorNotFound(parameter)
-            position = await self.listing.position(db, tenant, cursor, parameter)
-        return await self.listing.page(db, tenant, query, StoredObject.read, position)
+        return await self.listing.list(db, tenant, query, StoredObject.read)
 
 
 def _versions_sql(count: int) -> str:
@@ -272,6 +275,12 @@ def _versions_sql(count: int) -> str:
 async def sweep_tombstones(db: Executor, before_ms: int) -> None:
     """Forget where objects deleted before ``before_ms`` stood (cursors naming them fail)."""
     await db.execute("DELETE FROM object_tombstones WHERE deleted_at <= ?", (before_ms,))
+
+
+def _fan_out_args(event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The deliveries' arguments (``webhooks.fan_out_sql``) from an event's insert arguments:
+    its id, time, tenant and type."""
+    return (event[0], event[3], event[3], event[1], event[2], event[4])
 
 
 def _without_payload(event: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -296,8 +305,17 @@ class _PostgresEventStatements:
             f"INSERT INTO events ({event_columns}) "
             "SELECT ?, ?, ?, ?, ?, changed.id, ?, ?, changed.object_json"
         )
-        #: INSERT of the row, then of its event (all of whose values are known beforehand).
-        self.create = f"WITH created AS ({insert_sql}) {events.insert_sql('postgresql')}"
+        # The deliveries the event owes, made only once the event is (the update or delete
+        # may match nothing).
+        self._deliveries = (
+            f"deliveries AS ({webhooks.fan_out_sql('postgresql', 'EXISTS (SELECT 1 FROM event)')})"
+        )
+        #: INSERT of the row, of its event (all of whose values are known beforehand), and
+        #: of the deliveries it owes.
+        self.create = (
+            f"WITH created AS ({insert_sql}), event AS ({events.insert_sql('postgresql')}) "
+            f"{webhooks.fan_out_sql('postgresql')}"
+        )
 
     def json_of(self, alias: str, names: tuple[str, ...]) -> str:
         """A JSON text of ``alias``'s columns ``names`` (jsonb_build_object takes at most 100
@@ -324,8 +342,8 @@ class _PostgresEventStatements:
             f"{_versions_sql(versions).replace('updated_at', 't.updated_at')} "
             f"RETURNING {returned}, {self.json_of('t', self._columns)} AS object_json, "
             f"{self.json_of('old', self._fields)} AS previous_json), "
-            f"event AS ({self._insert_event}, changed.previous_json FROM changed) "
-            f"SELECT {', '.join(self._columns)} FROM changed"
+            f"event AS ({self._insert_event}, changed.previous_json FROM changed RETURNING id), "
+            f"{self._deliveries} SELECT {', '.join(self._columns)} FROM changed"
         )
 
     def delete(self, versions: int) -> str:
@@ -334,6 +352,7 @@ class _PostgresEventStatements:
         return (
             f"WITH changed AS (DELETE FROM {table} "
             f"WHERE id = ? AND account_id = ? AND livemode = ?{_versions_sql(versions)} "
-            f"RETURNING id, {self.json_of(table, self._columns)} AS object_json) "
-            f"{self._insert_event}, NULL FROM changed RETURNING object_id"
+            f"RETURNING id, {self.json_of(table, self._columns)} AS object_json), "
+            f"event AS ({self._insert_event}, NULL FROM changed RETURNING object_id), "
+            f"{self._deliveries} SELECT object_id FROM event"
         )
