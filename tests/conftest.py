@@ -139,8 +139,9 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
-    """The application served on ``database_url`` for the whole run."""
-    app = OverplaneApp(Settings(database_url=database_url, access_log=False))
+    """The application served on ``database_url`` for the whole run (without a webhook
+    worker: tests of deliveries start apps of their own, see test_webhooks.py)."""
+    app = OverplaneApp(Settings(database_url=database_url, access_log=False, webhook_worker=False))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Server(app=app, client=client, database_url=database_url)
 

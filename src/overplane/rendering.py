@@ -11,6 +11,7 @@ from overplane.declarations import READ_ONLY_KEYS, Resource
 from overplane.rfc3339 import format_ms
 from overplane.storage.events import StoredEvent
 from overplane.storage.objects import StoredObject
+from overplane.storage.webhooks import StoredAttempt, StoredEndpoint
 
 _encode = msgspec.json.Encoder().encode
 
@@ -97,6 +98,44 @@ class EventRenderer:
         """The list envelope of events."""
         data = [self.as_dict(event) for event in events]
         return _encode({"data": data, "has_more": has_more, "total": total})
+
+
+def webhook_endpoint(endpoint: StoredEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    """A webhook endpoint as the API shows it; its signing secret only when it is made (on
+    create and on rotation), never again."""
+    shown: dict[str, Any] = {
+        "id": endpoint.id,
+        "created_at": format_ms(endpoint.created_at),
+        "updated_at": format_ms(endpoint.updated_at),
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "enabled_events": list(endpoint.enabled_events),
+        "disabled": endpoint.disabled,
+    }
+    if with_secret:
+        shown["secret"] = endpoint.secret
+    return shown
+
+
+def webhook_attempt(attempt: StoredAttempt) -> dict[str, Any]:
+    """One delivery attempt as the attempt log shows it."""
+    return {
+        "id": attempt.id,
+        "created_at": format_ms(attempt.created_at),
+        "event_id": attempt.event_id,
+        "endpoint_id": attempt.endpoint_id,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+        "next_retry_at": None
+        if attempt.next_retry_at is None
+        else format_ms(attempt.next_retry_at),
+    }
+
+
+def page(items: list[dict[str, Any]], total: int, has_more: bool) -> bytes:
+    """The list envelope around already rendered items."""
+    return _encode({"data": items, "has_more": has_more, "total": total})
 
 
 def deleted(object_id: str) -> bytes:

@@ -35,8 +35,10 @@ from overplane.http.errors import (
     Unavailable,
     error_response,
 )
+from overplane.http.events import EventEndpoint
 from overplane.http.messages import ApiRequest, send_reply
-from overplane.http.routes import ApiRouter, EventEndpoint, ResourceEndpoint, Services
+from overplane.http.routes import ApiRouter, ResourceEndpoint, Services
+from overplane.http.webhook_endpoints import WebhookEndpointEndpoint
 from overplane.rendering import encode
 from overplane.settings import Settings
 from overplane.storage import idempotency as idempotency_records
@@ -85,6 +87,7 @@ class OverplaneApp:
             [
                 *(ResourceEndpoint(resource, events=settings.events) for resource in RESOURCES),
                 EventEndpoint(RESOURCES),
+                WebhookEndpointEndpoint(RESOURCES, allow_private=settings.webhook_allow_private),
             ],
         )
         self.log_access = access_log.configure(

@@ -543,6 +543,320 @@ def _event_paths() -> dict[str, JSONObject]:
     }
 
 
+def _webhook_endpoint_schemas() -> dict[str, JSONObject]:
+    pattern = {"type": "string", "pattern": "^[a-z0-9_.*]{1,100}$"}
+    events = {
+        "type": "array",
+        "items": pattern,
+        "minItems": 1,
+        "maxItems": 100,
+        "description": "Event types to send; * matches any run of characters (appointment.*, "
+        "*.deleted, *). Each must match at least one event type.",
+    }
+    url = {
+        "type": "string",
+        "format": "uri",
+        "maxLength": 2048,
+        "description": "http or https. Private, loopback and link-local addresses are refused "
+        "unless OVERPLANE_WEBHOOK_ALLOW_PRIVATE is on (checked again at each delivery, after "
+        "DNS).",
+    }
+    description = {"type": ["string", "null"], "maxLength": 1000}
+    shown: JSONObject = {
+        "id": {"type": "string", "pattern": "^we_"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string"},
+        "description": {"type": ["string", "null"]},
+        "enabled_events": {"type": "array", "items": {"type": "string"}},
+        "disabled": {"type": "boolean"},
+    }
+    read_only = {
+        name: {"description": "Ignored when sent."} for name in ("id", "created_at", "updated_at")
+    }
+    listed = {
+        "data": {"type": "array"},
+        "has_more": {"type": "boolean"},
+        "total": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "WebhookEndpoint": {
+            "type": "object",
+            "properties": shown,
+            "required": list(shown),
+            "additionalProperties": False,
+        },
+        "WebhookEndpointWithSecret": {
+            "type": "object",
+            "description": "As made, on create and on rotation: the only times the signing "
+            "secret is shown.",
+            "properties": {**shown, "secret": {"type": "string", "pattern": "^whsec_"}},
+            "required": [*shown, "secret"],
+            "additionalProperties": False,
+        },
+        "WebhookEndpointCreateRequest": {
+            "type": "object",
+            "properties": {
+                **read_only,
+                "url": url,
+                "enabled_events": events,
+                "description": description,
+            },
+            "required": ["url", "enabled_events"],
+            "additionalProperties": False,
+        },
+        "WebhookEndpointUpdateRequest": {
+            "type": "object",
+            "properties": {
+                **read_only,
+                "url": url,
+                "enabled_events": events,
+                "description": description,
+                "disabled": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+        },
+        "WebhookEndpointList": {
+            "type": "object",
+            "properties": {**listed, "data": {"type": "array", "items": _ref("WebhookEndpoint")}},
+            "required": list(listed),
+            "additionalProperties": False,
+        },
+        "WebhookAttempt": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": "^wha_"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "event_id": {"type": "string", "pattern": "^evt_"},
+                "endpoint_id": {"type": "string", "pattern": "^we_"},
+                "status_code": {"type": ["integer", "null"]},
+                "error": {"type": ["string", "null"]},
+                "duration_ms": {"type": "integer", "minimum": 0},
+                "next_retry_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When it is tried again; null once delivered or given up.",
+                },
+            },
+            "required": [
+                "id",
+                "created_at",
+                "event_id",
+                "endpoint_id",
+                "status_code",
+                "error",
+                "duration_ms",
+                "next_retry_at",
+            ],
+            "additionalProperties": False,
+        },
+        "WebhookAttemptList": {
+            "type": "object",
+            "properties": {**listed, "data": {"type": "array", "items": _ref("WebhookAttempt")}},
+            "required": list(listed),
+            "additionalProperties": False,
+        },
+        "RedeliverRequest": {
+            "type": "object",
+            "properties": {
+                "endpoint": {
+                    "type": "string",
+                    "description": "Only to this endpoint (else to every enabled endpoint "
+                    "subscribed to the event's type).",
+                }
+            },
+            "additionalProperties": False,
+        },
+        "Redelivered": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": "^evt_"},
+                "redelivered_to": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["id", "redelivered_to"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def _webhook_endpoint_paths() -> dict[str, JSONObject]:
+    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    with_404 = errors | {"404": _error_response(404)}
+    with_body = {"413": _error_response(413), "415": _error_response(415)}
+    idempotent = {"409": _error_response(409), "422": _error_response(422)}
+    idempotency_key = {"$ref": "#/components/parameters/Idempotency-Key"}
+    id_parameter = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "The identifier of the webhook endpoint.",
+        "schema": {"type": "string"},
+    }
+    tag = ["Webhook endpoints"]
+    example = {
+        "id": "we_0VqAbc123",
+        "created_at": "2024-01-15T09:30:00.000Z",
+        "updated_at": "2024-01-15T09:30:00.000Z",
+        "url": "https://hooks.example.com/overplane",
+        "description": None,
+        "enabled_events": ["appointment.*"],
+        "disabled": False,
+    }
+    with_secret = {**example, "secret": "whsec_0VqAbc123"}
+
+    def body(schema: str) -> JSONObject:
+        return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+    base = "/api/webhook-endpoints"
+    return {
+        base: {
+            "get": {
+                "operationId": "listWebhookEndpoints",
+                "summary": "List all webhook endpoints",
+                "tags": tag,
+                "parameters": _page_parameters("webhook endpoint", "endpoints"),
+                "responses": {
+                    "200": _success(
+                        "A page of endpoints.",
+                        _ref("WebhookEndpointList"),
+                        {"data": [example], "has_more": False, "total": 1},
+                    ),
+                    **errors,
+                },
+            },
+            "post": {
+                "operationId": "createWebhookEndpoint",
+                "summary": "Create a webhook endpoint",
+                "description": "The response holds the signing secret: it is never shown again.",
+                "tags": tag,
+                "parameters": [idempotency_key],
+                "requestBody": body("WebhookEndpointCreateRequest"),
+                "responses": {
+                    "201": _success(
+                        "The new endpoint, with its signing secret.",
+                        _ref("WebhookEndpointWithSecret"),
+                        with_secret,
+                    ),
+                    **errors,
+                    **with_body,
+                    **idempotent,
+                },
+            },
+        },
+        base + "/{id}": {
+            "get": {
+                "operationId": "retrieveWebhookEndpoint",
+                "summary": "Retrieve a webhook endpoint",
+                "tags": tag,
+                "parameters": [id_parameter],
+                "responses": {
+                    "200": _success("The endpoint.", _ref("WebhookEndpoint"), example),
+                    **with_404,
+                },
+            },
+            "patch": {
+                "operationId": "updateWebhookEndpoint",
+                "summary": "Update a webhook endpoint",
+                "description": "disabled: true stops deliveries to it (events keep being "
+                "recorded).",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "requestBody": body("WebhookEndpointUpdateRequest"),
+                "responses": {
+                    "200": _success("The endpoint.", _ref("WebhookEndpoint"), example),
+                    **with_404,
+                    **with_body,
+                    **idempotent,
+                },
+            },
+            "delete": {
+                "operationId": "deleteWebhookEndpoint",
+                "summary": "Delete a webhook endpoint",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "responses": {
+                    "200": _success(
+                        "Deleted.", _ref("Deleted"), {"id": example["id"], "deleted": True}
+                    ),
+                    **with_404,
+                    **idempotent,
+                },
+            },
+        },
+        base + "/{id}/rotate-secret": {
+            "post": {
+                "operationId": "rotateWebhookEndpointSecret",
+                "summary": "Rotate a webhook endpoint's signing secret",
+                "description": "Returns a new secret, once; for 24 hours deliveries carry "
+                "signatures with both the new and the old one.",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "responses": {
+                    "200": _success(
+                        "The endpoint with its new secret.",
+                        _ref("WebhookEndpointWithSecret"),
+                        with_secret,
+                    ),
+                    **with_404,
+                    **with_body,
+                    **idempotent,
+                },
+            }
+        },
+        base + "/{id}/attempts": {
+            "get": {
+                "operationId": "listWebhookAttempts",
+                "summary": "List a webhook endpoint's delivery attempts",
+                "description": "Every attempt, newest first: the event, the time, the status "
+                "code or the error, the duration and when it is tried again.",
+                "tags": tag,
+                "parameters": [id_parameter, *_page_parameters("attempt", "attempts")],
+                "responses": {
+                    "200": _success(
+                        "A page of attempts.",
+                        _ref("WebhookAttemptList"),
+                        {"data": [], "has_more": False, "total": 0},
+                    ),
+                    **with_404,
+                },
+            }
+        },
+        "/api/events/{id}/redeliver": {
+            "post": {
+                "operationId": "redeliverEvent",
+                "summary": "Send an event again",
+                "description": "Makes the event due now at one endpoint, or at every enabled "
+                "endpoint subscribed to its type; the body may be empty.",
+                "tags": ["Events"],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The identifier of the event.",
+                        "schema": {"type": "string"},
+                    },
+                    idempotency_key,
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("RedeliverRequest")}},
+                },
+                "responses": {
+                    "200": _success(
+                        "Where it is sent again.",
+                        _ref("Redelivered"),
+                        {"id": "evt_0VqAbc123", "redelivered_to": ["we_0VqAbc123"]},
+                    ),
+                    **with_404,
+                    **with_body,
+                    **idempotent,
+                },
+            }
+        },
+    }
+
+
 def _webhooks() -> JSONObject:
     """OpenAPI 3.1's top-level ``webhooks``: what a webhook endpoint receives, per type."""
     hooks: JSONObject = {}
@@ -640,8 +954,8 @@ def document() -> JSONObject:
     for resource in RESOURCES:
         schemas |= _schemas(resource)
         paths |= _paths(resource)
-    schemas |= _event_schemas()
-    paths |= _event_paths()
+    schemas |= _event_schemas() | _webhook_endpoint_schemas()
+    paths |= _event_paths() | _webhook_endpoint_paths()
     paths["/healthz"] = _health_path("Liveness", "The process is up.")
     paths["/readyz"] = _health_path("Readiness", "The database answers; 503 when it does not.")
     return {
@@ -661,6 +975,10 @@ def document() -> JSONObject:
         "tags": [
             *({"name": r.title, "description": r.description} for r in RESOURCES),
             {"name": "Events", "description": "Every accepted change, recorded with it."},
+            {
+                "name": "Webhook endpoints",
+                "description": "Where events are sent, signed (docs/webhooks.md).",
+            },
         ],
         "paths": paths,
         "webhooks": _webhooks(),

@@ -30,11 +30,11 @@ from overplane.http.errors import (
     ResourceMissing,
     RouteMissing,
 )
-from overplane.http.list_query import EventQueryParser, ListQueryParser
+from overplane.http.list_query import ListQueryParser
 from overplane.http.messages import ApiRequest, Reply
 from overplane.http.preconditions import IfMatch, etag, if_match, if_none_match_hits
 from overplane.storage.database import Database, Executor
-from overplane.storage.events import EventOrigin, EventStore
+from overplane.storage.events import EventOrigin
 from overplane.storage.listing import CursorNotFound
 from overplane.storage.objects import ObjectStore, StoredObject
 
@@ -113,6 +113,8 @@ class Endpoint:
     COLLECTION_METHODS: ClassVar[Mapping[str, str]] = {"GET": "list"}
     #: ... and on an object's path (``/…/{id}``).
     OBJECT_METHODS: ClassVar[Mapping[str, str]] = {"GET": "retrieve"}
+    #: Actions on one object (``/…/{id}/<action>``): action -> HTTP method -> method name.
+    ACTIONS: ClassVar[Mapping[str, Mapping[str, str]]] = {}
     #: The collection path, for example ``/api/crm/appointment``.
     path: str
 
@@ -244,41 +246,6 @@ class ResourceEndpoint(Endpoint):
         return Reply(200, rendering.deleted(request.object_id))
 
 
-class EventEndpoint(Endpoint):
-    """``/api/events``: the tenant's events, newest first, and one event by id."""
-
-    path = "/api/events"
-
-    def __init__(self, resources: Iterable[Resource]) -> None:
-        resources = tuple(resources)
-        self.store = EventStore()
-        self.renderer = rendering.EventRenderer(resources)
-        self.list_parser = EventQueryParser([t for r in resources for t in r.event_types])
-
-    async def list(self, request: ApiRequest) -> Reply:
-        """A page of events, filtered by type and time, paged like every list."""
-        parameters = request.query()
-        query = self.list_parser.parse(parameters)
-        try:
-            page = await self.store.list(request.executor, request.principal.tenant, query)
-        except CursorNotFound as exc:
-            cursor = dict(parameters)[exc.parameter]
-            raise ParameterInvalid(
-                f"{exc.parameter} names no event of this account: '{cursor}'",
-                param=exc.parameter,
-            ) from None
-        return Reply(200, self.renderer.page(page.items, page.total, page.has_more))
-
-    async def retrieve(self, request: ApiRequest) -> Reply:
-        """One event."""
-        reject_query(request)
-        tenant = request.principal.tenant
-        event = await self.store.retrieve(request.executor, tenant, request.object_id)
-        if event is None:
-            raise ResourceMissing(f"No such event: '{request.object_id}'", param="id")
-        return Reply(200, self.renderer.event(event))
-
-
 class ApiRouter:
     """Finds the endpoint of an /api path: a collection path, or an object path and its id."""
 
@@ -286,6 +253,7 @@ class ApiRouter:
         self.services = services
         self.collections: dict[str, MethodDispatch] = {}
         self.objects: dict[str, MethodDispatch] = {}
+        self.actions: dict[tuple[str, str], MethodDispatch] = {}
         for endpoint in endpoints:
             self.register(endpoint)
 
@@ -298,6 +266,8 @@ class ApiRouter:
         self.collections[path] = MethodDispatch(collection, self.services)
         objects = endpoint.handlers(endpoint.OBJECT_METHODS)
         self.objects[path] = MethodDispatch(objects, self.services)
+        for action, methods in endpoint.ACTIONS.items():
+            self.actions[path, action] = MethodDispatch(endpoint.handlers(methods), self.services)
 
     async def __call__(self, request: ApiRequest) -> Reply:
         """Serve ``request`` (its path already has no trailing slash), or 404 route_missing."""
@@ -305,6 +275,10 @@ class ApiRouter:
         if dispatch is None:
             parent, _, object_id = request.path.rpartition("/")
             dispatch = self.objects.get(parent)
+            if dispatch is None and self.actions:  # /…/{id}/<action>
+                action = object_id
+                collection, _, object_id = parent.rpartition("/")
+                dispatch = self.actions.get((collection, action))
             if dispatch is None or not object_id:
                 raise RouteMissing(
                     f"Unrecognized request URL ({request.scope['method']} {request.path})."

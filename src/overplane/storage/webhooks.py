@@ -210,6 +210,15 @@ class EndpointStore:
         )
         return None if row is None else StoredEndpoint.read(row)
 
+    async def subscribed(self, db: Executor, tenant: Tenant, event_type: str) -> list[str]:
+        """The ids of the tenant's enabled endpoints whose ``enabled_events`` match the type."""
+        rows = await db.fetch_all(
+            "SELECT e.id FROM webhook_endpoints e WHERE e.account_id = ? AND e.livemode = ? "
+            f"AND NOT e.disabled AND {_MATCHES[db.dialect]} ORDER BY e.created_at, e.seq",
+            (*tenant.args, event_type),
+        )
+        return [str(row[0]) for row in rows]
+
     async def delete(self, db: Executor, tenant: Tenant, endpoint_id: str) -> bool:
         """Delete the endpoint; its pending deliveries are given up with it."""
         if not could_be_object_id(ENDPOINT_PREFIX, endpoint_id):
@@ -375,11 +384,11 @@ class DeliveryStore:
         db: Executor,
         tenant: Tenant,
         event_id: str,
-        created_at: int,
         endpoint_ids: Sequence[str],
         now_ms: int,
     ) -> None:
-        """Make the event due now at each endpoint, whatever became of earlier deliveries."""
+        """Make the event due now at each endpoint, whatever became of earlier deliveries (its
+        retry window starts again)."""
         upsert = (
             "INSERT INTO webhook_deliveries (account_id, livemode, event_id, endpoint_id, "
             "created_at, attempts, next_attempt_at, state) VALUES (?, ?, ?, ?, ?, 0, ?, 'pending') "
