@@ -10,11 +10,9 @@ and sent again on request.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -23,62 +21,11 @@ from conftest import Caller, Server, valid_body
 from overplane.declarations import APPOINTMENT, PARTY_LINK
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
-from overplane.webhooks import SIGNATURE_HEADER, SignatureVerificationError, verify
+from overplane.storage import migrate
+from overplane.webhooks import SignatureVerificationError, verify
+from receivers import WAIT_SECONDS, Receiver
 
 ENDPOINTS = "/api/webhook-endpoints"
-#: The longest a test waits for deliveries to arrive (the worker polls every 50 ms here).
-WAIT_SECONDS = 15.0
-
-
-class Received(NamedTuple):
-    """One request a receiver got."""
-
-    body: bytes
-    signature: str
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records every POST and answers what ``status`` says."""
-
-    def __init__(self, status: Callable[[int], int] = lambda n: 200) -> None:
-        self.received: list[Received] = []
-        self.status = status
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._lock:
-                    receiver.received.append(Received(body, self.headers[SIGNATURE_HEADER]))
-                    code = receiver.status(len(receiver.received))
-                self.send_response(code)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[dict[str, Any]]:
-        """The bodies received so far, decoded."""
-        with self._lock:
-            return [json.loads(r.body) for r in self.received]
-
-    def wait_for(self, count: int) -> list[dict[str, Any]]:
-        """Wait (bounded) until ``count`` requests arrived; the events received."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.events()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -89,21 +36,28 @@ def receiver() -> Iterator[Receiver]:
     found.close()
 
 
-@pytest.fixture
-def delivering(server: Server) -> Iterator[Server]:
+def worker_app(database_url: str, **settings: Any) -> Iterator[Server]:
     """The application with a webhook worker that may deliver to 127.0.0.1, polling often and
-    retrying after a fraction of a second, on the run's database."""
-    settings = Settings(
-        database_url=server.database_url,
-        access_log=False,
-        webhook_allow_private=True,
-        webhook_poll_seconds=0.05,
-        webhook_retry_base_seconds=0.1,
-        webhook_retry_for_seconds=30.0,
+    retrying after a fraction of a second, on a database of the test's own (a worker sends
+    every due delivery of its database: other tests' endpoints would queue before ours)."""
+    migrate.upgrade(database_url)
+    defaults: dict[str, Any] = {
+        "webhook_allow_private": True,
+        "webhook_poll_seconds": 0.05,
+        "webhook_retry_base_seconds": 0.1,
+        "webhook_retry_for_seconds": 30.0,
+    }
+    app = OverplaneApp(
+        Settings(database_url=database_url, access_log=False, **(defaults | settings))
     )
-    app = OverplaneApp(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Server(app=app, client=client, database_url=server.database_url)
+        yield Server(app=app, client=client, database_url=database_url)
+
+
+@pytest.fixture
+def delivering(fresh_database_url: str) -> Iterator[Server]:
+    """An application delivering webhooks, on a fresh database (see :func:`worker_app`)."""
+    yield from worker_app(fresh_database_url)
 
 
 def subscribe(api: Caller, url: str, *events: str) -> dict[str, Any]:
@@ -260,19 +214,10 @@ def test_a_receiver_down_for_a_while_gets_every_event(delivering: Server) -> Non
         receiver.close()
 
 
-def test_a_delivery_is_given_up_after_its_retry_window(server: Server) -> None:
+def test_a_delivery_is_given_up_after_its_retry_window(fresh_database_url: str) -> None:
     receiver = Receiver(status=lambda n: 500)
-    settings = Settings(
-        database_url=server.database_url,
-        access_log=False,
-        webhook_allow_private=True,
-        webhook_poll_seconds=0.05,
-        webhook_retry_base_seconds=0.1,
-        webhook_retry_for_seconds=0.5,
-    )
     try:
-        with TestClient(OverplaneApp(settings)) as client:
-            app = Server(app=client.app, client=client, database_url=server.database_url)  # type: ignore[arg-type]
+        for app in worker_app(fresh_database_url, webhook_retry_for_seconds=0.5):
             api = app.new_caller()
             endpoint = subscribe(api, receiver.url)
             api.post(APPOINTMENT.path, json=valid_body(APPOINTMENT))

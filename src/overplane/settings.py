@@ -260,8 +260,9 @@ class Settings:
         env="OVERPLANE_WEBHOOK_TIMEOUT_SECONDS",
         parse=_parse_positive_float,
         help="A delivery succeeds on a 2xx within this many seconds (connect, send, receive); "
-        "anything else is retried. A worker's lease on a delivery is this plus 10 s, so a "
-        "delivery whose worker died is sent again within seconds.",
+        "anything else is retried. The name's lookup may take half as long again (at most 5 s), "
+        "and a worker's lease on a delivery is both plus 2 s (17 s by default), so a delivery "
+        "whose worker died is sent again within seconds.",
     )
     webhook_retry_base_seconds: float = setting(
         60.0,

@@ -66,8 +66,8 @@ class EventEndpoint(Endpoint):
         event = await self.store.retrieve(db, tenant, request.object_id)
         if event is None:
             raise ResourceMissing(f"No such event: '{request.object_id}'", param="id")
-        wanted = payload.get("endpoint")
-        if wanted is not None:
+        if "endpoint" in payload:
+            wanted = payload["endpoint"]
             if not isinstance(wanted, str):
                 raise ParameterInvalid(
                     "endpoint must be a webhook endpoint's id.", param="endpoint"

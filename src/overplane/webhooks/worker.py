@@ -34,8 +34,11 @@ logger = logging.getLogger("overplane.webhooks")
 
 #: The longest wait between two retries, however many came before.
 MAX_RETRY_SECONDS = 6 * 3600
-#: How long a name may take to resolve before the attempt fails (and is retried).
+#: How long a name may take to resolve before the attempt fails (and is retried): at most this,
+#: and at most half the delivery timeout.
 DNS_TIMEOUT_SECONDS = 5.0
+#: A lease outlasts the longest attempt (DNS, then the delivery timeout) by this much.
+LEASE_MARGIN_SECONDS = 2.0
 
 
 def retry_delay_seconds(attempts: int, base: float) -> float:
@@ -56,7 +59,10 @@ class DeliveryWorker:
         self.events = EventStore()
         self.endpoints = EndpointStore()
         self.deliveries = DeliveryStore()
-        self.lease_ms = int((settings.webhook_timeout_seconds + DNS_TIMEOUT_SECONDS + 5) * 1000)
+        timeout = settings.webhook_timeout_seconds
+        self.dns_timeout = min(DNS_TIMEOUT_SECONDS, timeout / 2)
+        #: A delivery whose worker died is claimed again this long after (17 s by default).
+        self.lease_ms = int((timeout + self.dns_timeout + LEASE_MARGIN_SECONDS) * 1000)
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._per_endpoint: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -141,7 +147,7 @@ class DeliveryWorker:
             target = await resolve_public(
                 endpoint.url,
                 self.settings.webhook_allow_private,
-                dns_timeout=DNS_TIMEOUT_SECONDS,
+                dns_timeout=self.dns_timeout,
             )
         except DestinationError as exc:
             attempt = Attempt(None, str(exc), 0.0, "")
