@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 
 import httpx
 
-from servers import RunningServer, ServerLauncher, run_cli
+from tests.helpers import RunningServer, ServerLauncher, new_api_key, run_cli
 
 APPOINTMENT_CURL_BODY = (
     '{"customer_name":"customer_name_example","scheduled_time":"scheduled_time_example",'
@@ -44,7 +43,7 @@ def test_published_curl_flow_with_the_bootstrap_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """The README's promise: create, list, update and delete with a key known in advance."""
-    key = "sk_test_" + secrets.token_hex(16)
+    key = new_api_key()
     server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
     assert "sk_test_" not in server.printed  # nothing generated: the operator chose the key
     auth = {"Authorization": f"Bearer {key}"}
@@ -131,7 +130,7 @@ def test_access_log_has_one_line_per_request_and_never_the_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """Access log: method, path, status, duration, request id, account id; no key."""
-    key = "sk_test_" + secrets.token_hex(16)
+    key = new_api_key()
     server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
     ok = httpx.get(
         server.base_url + "/api/crm/appointment", headers={"Authorization": f"Bearer {key}"}
@@ -171,7 +170,7 @@ def test_buffered_access_log_is_written_out_at_shutdown(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """With a long flush interval the lines wait in the buffer; SIGTERM still writes them."""
-    key = "sk_test_" + secrets.token_hex(16)
+    key = new_api_key()
     server = start_server(
         fresh_database_url,
         OVERPLANE_BOOTSTRAP_KEY=key,

@@ -21,20 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import Caller, Server, valid_body
 from overplane.declarations import Resource
-from servers import RunningServer, ServerLauncher
+from tests.helpers import Caller, RunningServer, Server, ServerLauncher, field_pair, valid_body
 
 STRONG_ETAG = re.compile(r'^"[0-9]+"$')
 IF_MATCH_ROUNDS = 25
 WRITERS = 4
 PATCHES_PER_WRITER = 25
-
-
-def field_pair(resource: Resource) -> tuple[str, str]:
-    """Two optional fields, which the races set to one value per write."""
-    names = [f.name for f in resource.fields if not f.required]
-    return names[0], names[1]
 
 
 def version(response: httpx.Response) -> int:

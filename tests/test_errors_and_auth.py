@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import base64
 import re
-import sqlite3
 import time
-from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import Caller, Server, valid_body
 from overplane.auth import keys
 from overplane.declarations import PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.ids import new_random_token
+from tests.helpers import Caller, Server, in_process, object_path, sql, valid_body
 
 REQUEST_ID = re.compile(r"^req_[0-9A-Za-z]+$")
 ERROR_TYPES = {
@@ -58,18 +56,6 @@ def check_error(
     return error
 
 
-def create(api: Caller, resource: Resource) -> dict[str, Any]:
-    """Create an object of ``resource`` and return it."""
-    response = api.post(resource.path, json=valid_body(resource))
-    assert response.status_code == 201, response.text
-    obj: dict[str, Any] = response.json()
-    return obj
-
-
-def object_path(resource: Resource, object_id: str) -> str:
-    return f"{resource.path}/{object_id}"
-
-
 def allow_set(response: httpx.Response) -> set[str]:
     return {m.strip() for m in response.headers["allow"].split(",")}
 
@@ -79,7 +65,7 @@ def allow_set(response: httpx.Response) -> set[str]:
 
 def test_every_error_has_the_contract_shape(api: Caller, resource: Resource) -> None:
     """Errors of every layer are {"error": {type, code, message, param?, request_id}}."""
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     field = resource.required_fields[0].name
     no_key = api.client
@@ -218,9 +204,9 @@ def test_revoked_key_is_401(server: Server, resource: Resource) -> None:
     """A revoked key authenticates nothing; another key of the same account still works."""
     name = server.new_account()
     info, secret = server.run(keys.create_key, server.app.db, name, "test")
-    revoked = Caller(server.client, secret, name)
+    revoked = server.caller(secret, name)
     other = server.new_caller(account_name=name)
-    obj = create(revoked, resource)
+    obj = revoked.create(resource)
     server.run(keys.revoke_key, server.app.db, info.id)
     check_error(revoked.get(resource.path), 401, "api_key_invalid")
     check_error(revoked.get(object_path(resource, obj["id"])), 401, "api_key_invalid")
@@ -232,7 +218,7 @@ def test_revoked_key_is_401(server: Server, resource: Resource) -> None:
 def test_authentication_comes_before_routing(server: Server, resource: Resource) -> None:
     """Without a valid key, nothing is learned: unknown routes, 405s, bad bodies are all 401."""
     owner = server.new_caller()
-    obj = create(owner, resource)
+    obj = owner.create(resource)
     path = object_path(resource, obj["id"])
     requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/api/no/such/route", {}),
@@ -303,7 +289,7 @@ def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Re
     for suffix in (None, "", "/"):
         path = resource.path
         if suffix is not None:
-            path = object_path(resource, create(api, resource)["id"]) + suffix
+            path = object_path(resource, api.create(resource)["id"]) + suffix
         served: set[str] = set()
         allow_headers: list[set[str]] = []
         for method in METHODS:  # DELETE last: it removes the object
@@ -321,7 +307,7 @@ def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Re
 
 def test_405_on_object_and_collection_paths(api: Caller, resource: Resource) -> None:
     """PUT and POST on an object path, PATCH, PUT and DELETE on a collection path are 405."""
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     for method in ("PUT", "POST"):
         response = api.request(method, path, json=valid_body(resource))
@@ -354,9 +340,9 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
     b_test = server.new_caller()
     b_live = server.new_caller(mode="live", account_name=b_test.account_name)
     owned = {
-        "a_test": [create(a_test, resource) for _ in range(2)],
-        "a_live": [create(a_live, resource)],
-        "b_test": [create(b_test, resource) for _ in range(3)],
+        "a_test": [a_test.create(resource) for _ in range(2)],
+        "a_live": [a_live.create(resource)],
+        "b_test": [b_test.create(resource) for _ in range(3)],
         "b_live": [],
     }
     callers = {"a_test": a_test, "a_live": a_live, "b_test": b_test, "b_live": b_live}
@@ -398,13 +384,10 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
 def test_internal_error_is_json_without_details(tmp_sqlite_url: str, resource: Resource) -> None:
     """A real server-side failure is 500 api_error internal_error: JSON, no stack trace, no SQL."""
     migrate.upgrade(tmp_sqlite_url)
-    database_path = tmp_sqlite_url.removeprefix("sqlite:///")
-    app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        api = Server(app=app, client=client, database_url=tmp_sqlite_url).new_caller()
-        obj = create(api, resource)
-        with closing(sqlite3.connect(database_path)) as connection:
-            connection.execute(f"DROP TABLE {resource.table_name}")
+    with in_process(tmp_sqlite_url) as server:
+        api = server.new_caller()
+        obj = api.create(resource)
+        sql(tmp_sqlite_url, f"DROP TABLE {resource.table_name}")
         path = object_path(resource, obj["id"])
         for response in (
             api.get(resource.path),

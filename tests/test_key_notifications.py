@@ -10,13 +10,9 @@ check that the cache is not trusted while revocations cannot be heard.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import sqlite3
 import threading
 import time
 
-import asyncpg
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -29,33 +25,13 @@ from overplane.storage.database import (
     KEY_WATCH_APPLICATION_NAME,
     KEY_WATCH_RETRY_SECONDS,
     SQLiteDatabase,
-    sqlite_path,
 )
-from servers import RunningServer, ServerLauncher, run_cli
+from tests.helpers import RunningServer, ServerLauncher, new_api_key, run_cli, sql
 
 PATH = "/api/accounts/party-link"
 #: A notification crosses processes in milliseconds; this bound only keeps a broken build from
 #: hanging the suite.
 PROPAGATION_SECONDS = 2.0
-
-
-def sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
-    """Run one statement on the server's database from outside the server."""
-    if database_url.startswith("sqlite"):
-        connection = sqlite3.connect(sqlite_path(database_url), timeout=10, isolation_level=None)
-        try:
-            return connection.execute(statement).fetchall()
-        finally:
-            connection.close()
-
-    async def run() -> list[tuple[object, ...]]:
-        connection = await asyncpg.connect(database_url, timeout=10)
-        try:
-            return [tuple(row) for row in await connection.fetch(statement)]
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
 
 
 def revoke_all_by_sql(database_url: str) -> None:
@@ -84,7 +60,7 @@ def seconds_until_refused(
 
 
 def start(start_server: ServerLauncher, database_url: str, **env: str) -> tuple[RunningServer, str]:
-    key = "sk_test_" + secrets.token_hex(16)
+    key = new_api_key()
     return start_server(database_url, OVERPLANE_BOOTSTRAP_KEY=key, **env), key
 
 
@@ -180,7 +156,7 @@ def test_sqlite_caches_keys_and_forgets_them_on_any_write(
     process writes to the database (here a plain UPDATE from another connection); with
     OVERPLANE_KEY_CACHE=false it is looked up on every request."""
     migrate.upgrade(tmp_sqlite_url)
-    key = "sk_test_" + secrets.token_hex(16)
+    key = new_api_key()
     app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False, key_cache=key_cache))
     with TestClient(app) as client:
         assert client.portal is not None

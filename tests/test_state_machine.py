@@ -30,8 +30,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import Caller, Server
 from overplane.declarations import RESOURCES, Field, Resource
+from tests.helpers import Caller, Server
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 DEFAULT_LIMIT = 20  # the contract's default page size
