@@ -12,8 +12,12 @@ import re
 import time
 
 import httpx
+import pytest
 
 from tests.helpers import RunningServer, ServerLauncher, new_api_key, run_cli
+
+#: Every test here runs real ``overplane`` processes.
+pytestmark = pytest.mark.slow
 
 APPOINTMENT_CURL_BODY = (
     '{"customer_name":"customer_name_example","scheduled_time":"scheduled_time_example",'

@@ -143,6 +143,7 @@ def test_if_match_on_a_missing_object_is_404(api: Caller, resource: Resource) ->
                 assert response.json()["error"]["code"] == "resource_missing"
 
 
+@pytest.mark.slow
 def test_two_writers_with_the_same_if_match_one_wins(
     served: RunningServer, server: Server, resource: Resource
 ) -> None:
@@ -187,6 +188,7 @@ def test_two_writers_with_the_same_if_match_one_wins(
             client.close()
 
 
+@pytest.mark.slow
 def test_concurrent_patches_are_atomic_and_the_last_one_wins(
     served: RunningServer, server: Server, resource: Resource
 ) -> None:

@@ -53,6 +53,9 @@ from tests.helpers import (
     valid_body,
 )
 
+#: Every test here kills, stops or starves real ``overplane serve`` processes.
+pytestmark = pytest.mark.slow
+
 WRITERS_PER_RESOURCE = 3
 #: Acknowledged writes to wait for before the kill, and the most operations one writer sends.
 WRITES_BEFORE_KILL = 300

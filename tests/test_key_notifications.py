@@ -74,6 +74,7 @@ def key_watchers(database_url: str) -> int:
     return int(str(rows[0][0]))
 
 
+@pytest.mark.slow
 def test_a_key_revoked_by_plain_sql_is_refused(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -88,6 +89,7 @@ def test_a_key_revoked_by_plain_sql_is_refused(
         assert elapsed < 0.2  # the first request after the UPDATE was refused
 
 
+@pytest.mark.slow
 def test_postgres_caches_keys_only_while_it_hears_revocations(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -170,6 +172,7 @@ def test_sqlite_caches_keys_and_forgets_them_on_any_write(
         assert key_lookups(app, client, key) == (0 if key_cache else 1)
 
 
+@pytest.mark.slow
 def test_key_cache_can_be_switched_off(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:

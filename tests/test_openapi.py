@@ -634,6 +634,7 @@ def run_schemathesis(
     return sent
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_violations(
     server: Server, api: Caller, document: JSONObject
 ) -> None:

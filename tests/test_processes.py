@@ -36,6 +36,9 @@ from tests.helpers import (
     valid_body,
 )
 
+#: Every test here runs two real ``overplane serve`` processes.
+pytestmark = pytest.mark.slow
+
 CONCURRENT_POSTS = 50
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -277,6 +278,7 @@ class ResourceMachine(RuleBasedStateMachine):
         assert page["has_more"] is (start + len(page["data"]) < total)
 
 
+@pytest.mark.slow
 def test_operations_agree_with_the_model(server: Server, resource: Resource) -> None:
     """Any sequence of the five operations behaves as the contract's model says (per resource)."""
 
