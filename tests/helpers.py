@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import re
 import secrets
 import signal
 import socket
@@ -32,7 +33,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -50,6 +51,19 @@ from overplane.storage.database import open_database, sqlite_path
 
 #: The header a replayed response carries (docs/api.md, "Safe retries").
 REPLAYED = "idempotent-replayed"
+#: A request id as every response carries it, in ``Request-Id`` and in an error's body.
+REQUEST_ID = re.compile(r"^req_[0-9A-Za-z]+$")
+#: The error ``type`` that goes with each status the tests check (docs/api.md, "Errors").
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    500: "api_error",
+    503: "api_error",
+}
 #: List query parameters: a mapping, or pairs (a name may repeat).
 Params = Sequence[tuple[str, str]] | dict[str, str]
 #: A filter every object meets: its ``total`` is a real count through an index, where the
@@ -104,7 +118,6 @@ class Caller:
     client: httpx.Client
     key: str
     account_name: str
-    headers: dict[str, str] = field(default_factory=dict)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request with this caller's ``Authorization`` header."""
@@ -207,6 +220,30 @@ def prepare_database(database_url: str, key: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Assertions
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str, param: str | None = None
+) -> dict[str, Any]:
+    """``response`` is the contract's error JSON with this status, code and ``param`` (absent
+    when None): ``{"error": {type, code, message, param?, request_id}}``; the error object."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert list(body) == ["error"], body
+    error: dict[str, Any] = body["error"]
+    expected_keys = {"type", "code", "message", "request_id"} | (
+        {"param"} if param is not None else set()
+    )
+    assert set(error) == expected_keys, error
+    assert error["type"] == ERROR_TYPES[status], error
+    assert error["code"] == code, error
+    assert error.get("param") == param, error
+    assert isinstance(error["message"], str)
+    assert error["message"].strip()
+    assert REQUEST_ID.match(error["request_id"]), error
+    assert response.headers["request-id"] == error["request_id"]
+    return error
 
 
 def assert_replay_of(replay: httpx.Response, first: httpx.Response) -> None:
@@ -373,6 +410,14 @@ def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedPr
     return subprocess.run(
         [*OVERPLANE, *args], env=environ, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """An ``overplane`` command failed as an operator should see it: exit status 1 and a
+    message on standard error containing ``message``, without a traceback."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 @dataclass

@@ -14,7 +14,13 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import RunningServer, ServerLauncher, new_api_key, run_cli
+from tests.helpers import (
+    RunningServer,
+    ServerLauncher,
+    assert_clean_failure,
+    new_api_key,
+    run_cli,
+)
 
 #: Every test here runs real ``overplane`` processes.
 pytestmark = pytest.mark.slow
@@ -79,9 +85,7 @@ def test_published_curl_flow_with_the_bootstrap_key(
 def test_bad_bootstrap_key_refuses_to_start(fresh_database_url: str) -> None:
     """A malformed OVERPLANE_BOOTSTRAP_KEY is a clear start-up error, not a silent default."""
     result = run_cli(fresh_database_url, "serve", OVERPLANE_BOOTSTRAP_KEY="not-a-key")
-    assert result.returncode == 1
-    assert "OVERPLANE_BOOTSTRAP_KEY" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_clean_failure(result, "OVERPLANE_BOOTSTRAP_KEY")
 
 
 def test_key_management_against_a_running_server(
@@ -191,7 +195,6 @@ def test_buffered_access_log_is_written_out_at_shutdown(
 def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: str) -> None:
     """``serve --no-migrate`` names the command to run instead of serving a wrong schema."""
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
-    assert result.returncode == 1
-    assert "overplane migrate" in result.stderr
+    assert_clean_failure(result, "overplane migrate")
     migrated = run_cli(fresh_database_url, "migrate")
     assert migrated.returncode == 0, migrated.stderr

@@ -5,7 +5,6 @@ isolation of accounts and modes, and the endpoints served without a key.
 from __future__ import annotations
 
 import base64
-import re
 import time
 from typing import Any
 
@@ -19,41 +18,18 @@ from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.ids import new_random_token
-from tests.helpers import Caller, Server, in_process, object_path, sql, valid_body
+from tests.helpers import (
+    REQUEST_ID,
+    Caller,
+    Server,
+    assert_error,
+    in_process,
+    object_path,
+    sql,
+    valid_body,
+)
 
-REQUEST_ID = re.compile(r"^req_[0-9A-Za-z]+$")
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    500: "api_error",
-    503: "api_error",
-}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "OPTIONS", "TRACE", "DELETE")
-
-
-def check_error(
-    response: httpx.Response, status: int, code: str, param: str | None = None
-) -> dict[str, Any]:
-    """Check that ``response`` is the contract's error JSON with this status, code and param."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    expected_keys = {"type", "code", "message", "request_id"} | ({"param"} if param else set())
-    assert set(error) == expected_keys, error
-    assert error["type"] == ERROR_TYPES[status], error
-    assert error["code"] == code, error
-    assert error.get("param") == param, error
-    assert isinstance(error["message"], str)
-    assert error["message"].strip()
-    assert REQUEST_ID.match(error["request_id"]), error
-    assert response.headers["request-id"] == error["request_id"]
-    return error
 
 
 def allow_set(response: httpx.Response) -> set[str]:
@@ -69,24 +45,24 @@ def test_every_error_has_the_contract_shape(api: Caller, resource: Resource) -> 
     path = object_path(resource, obj["id"])
     field = resource.required_fields[0].name
     no_key = api.client
-    check_error(api.get(resource.path, params={"limit": "0"}), 400, "parameter_invalid", "limit")
+    assert_error(api.get(resource.path, params={"limit": "0"}), 400, "parameter_invalid", "limit")
     body: dict[str, object] = {**valid_body(resource), field: 1}
-    check_error(api.post(resource.path, json=body), 400, "parameter_invalid", field)
-    check_error(api.post(resource.path, json={"nope": "x"}), 400, "parameter_unknown", "nope")
-    check_error(api.post(resource.path, json={}), 400, "parameter_missing", field)
-    check_error(
+    assert_error(api.post(resource.path, json=body), 400, "parameter_invalid", field)
+    assert_error(api.post(resource.path, json={"nope": "x"}), 400, "parameter_unknown", "nope")
+    assert_error(api.post(resource.path, json={}), 400, "parameter_missing", field)
+    assert_error(
         api.post(resource.path, content=b"[", headers={"Content-Type": "application/json"}),
         400,
         "body_invalid",
     )
-    check_error(no_key.get(resource.path), 401, "api_key_missing")
-    check_error(
+    assert_error(no_key.get(resource.path), 401, "api_key_missing")
+    assert_error(
         no_key.get(resource.path, headers={"Authorization": "Bearer nope"}), 401, "api_key_invalid"
     )
-    check_error(api.get(path[:-3] + "zzz"), 404, "resource_missing", "id")
-    check_error(api.get("/api/no/such/route"), 404, "route_missing")
-    check_error(api.request("PUT", path), 405, "method_not_allowed")
-    check_error(
+    assert_error(api.get(path[:-3] + "zzz"), 404, "resource_missing", "id")
+    assert_error(api.get("/api/no/such/route"), 404, "route_missing")
+    assert_error(api.request("PUT", path), 405, "method_not_allowed")
+    assert_error(
         api.post(
             resource.path,
             content=b" " * 1_048_577,
@@ -95,7 +71,7 @@ def test_every_error_has_the_contract_shape(api: Caller, resource: Resource) -> 
         413,
         "body_too_large",
     )
-    check_error(
+    assert_error(
         api.post(resource.path, content=b"{}", headers={"Content-Type": "text/plain"}),
         415,
         "content_type_unsupported",
@@ -144,7 +120,7 @@ def test_missing_key_is_401_with_www_authenticate(server: Server, resource: Reso
     """No Authorization header: 401 api_key_missing with WWW-Authenticate: Bearer."""
     for method, path in (("GET", resource.path), ("POST", resource.path)):
         response = server.client.request(method, path, json=valid_body(resource))
-        check_error(response, 401, "api_key_missing")
+        assert_error(response, 401, "api_key_missing")
         assert response.headers["www-authenticate"].split()[0] == "Bearer"
 
 
@@ -181,7 +157,7 @@ def test_invalid_keys_are_401_and_never_echoed(server: Server, resource: Resourc
     for name, authorization in _invalid_authorizations(api.key).items():
         response = server.client.get(resource.path, headers={"Authorization": authorization})
         assert response.status_code == 401, (name, response.text)
-        check_error(response, 401, "api_key_invalid")
+        assert_error(response, 401, "api_key_invalid")
         assert response.headers["www-authenticate"].split()[0] == "Bearer", name
         for part in authorization.split():
             if len(part) > 12:  # every key-like part; not the scheme name
@@ -208,9 +184,9 @@ def test_revoked_key_is_401(server: Server, resource: Resource) -> None:
     other = server.new_caller(account_name=name)
     obj = revoked.create(resource)
     server.run(keys.revoke_key, server.app.db, info.id)
-    check_error(revoked.get(resource.path), 401, "api_key_invalid")
-    check_error(revoked.get(object_path(resource, obj["id"])), 401, "api_key_invalid")
-    check_error(revoked.post(resource.path, json=valid_body(resource)), 401, "api_key_invalid")
+    assert_error(revoked.get(resource.path), 401, "api_key_invalid")
+    assert_error(revoked.get(object_path(resource, obj["id"])), 401, "api_key_invalid")
+    assert_error(revoked.post(resource.path, json=valid_body(resource)), 401, "api_key_invalid")
     assert other.get(object_path(resource, obj["id"])).json() == obj
     assert other.get(resource.path).json()["total"] == 1
 
@@ -253,7 +229,7 @@ def test_authentication_comes_before_routing(server: Server, resource: Resource)
             options = {k: v for k, v in kwargs.items() if k != "headers"}
             response = server.client.request(method, target, headers=headers, **options)
             assert response.status_code == 401, (method, target, response.text)
-            check_error(response, 401, code)
+            assert_error(response, 401, code)
             assert "allow" not in response.headers, (method, target)
     assert owner.get(path).json() == obj
 
@@ -281,7 +257,7 @@ def test_authentication_comes_before_routing(server: Server, resource: Resource)
 def test_unknown_route_is_404_route_missing(api: Caller, target: str) -> None:
     """A path that is not a route is 404 route_missing (with a valid key on /api paths)."""
     for method in ("GET", "POST", "DELETE"):
-        check_error(api.request(method, target, json={}), 404, "route_missing")
+        assert_error(api.request(method, target, json={}), 404, "route_missing")
 
 
 def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Resource) -> None:
@@ -295,7 +271,7 @@ def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Re
         for method in METHODS:  # DELETE last: it removes the object
             response = api.request(method, path, json=valid_body(resource))
             if response.status_code == 405:
-                check_error(response, 405, "method_not_allowed")
+                assert_error(response, 405, "method_not_allowed")
                 allow_headers.append(allow_set(response))
             else:
                 assert response.status_code < 400, (method, path, response.text)
@@ -311,11 +287,11 @@ def test_405_on_object_and_collection_paths(api: Caller, resource: Resource) -> 
     path = object_path(resource, obj["id"])
     for method in ("PUT", "POST"):
         response = api.request(method, path, json=valid_body(resource))
-        check_error(response, 405, "method_not_allowed")
+        assert_error(response, 405, "method_not_allowed")
         assert allow_set(response) == {"GET", "HEAD", "PATCH", "DELETE"}
     for method in ("PATCH", "PUT", "DELETE"):
         response = api.request(method, resource.path, json=valid_body(resource))
-        check_error(response, 405, "method_not_allowed")
+        assert_error(response, 405, "method_not_allowed")
         assert allow_set(response) == {"GET", "HEAD", "POST"}
     assert api.get(path).json() == obj
     assert api.get(resource.path).json()["total"] == 1
@@ -325,7 +301,7 @@ def test_405_outside_the_api(server: Server) -> None:
     """Non-API endpoints answer a wrong method with the same JSON 405 and Allow."""
     for target in ("/healthz", "/readyz", "/openapi.json"):
         response = server.client.post(target)
-        check_error(response, 405, "method_not_allowed")
+        assert_error(response, 405, "method_not_allowed")
         assert allow_set(response) == {"GET", "HEAD"}
 
 
@@ -354,11 +330,11 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
                 continue
             for obj in objects:
                 path = object_path(resource, obj["id"])
-                check_error(caller.get(path), 404, "resource_missing", "id")
-                check_error(
+                assert_error(caller.get(path), 404, "resource_missing", "id")
+                assert_error(
                     caller.patch(path, json={field: "hijacked"}), 404, "resource_missing", "id"
                 )
-                check_error(caller.delete(path), 404, "resource_missing", "id")
+                assert_error(caller.delete(path), 404, "resource_missing", "id")
 
     for name, caller in callers.items():
         expected = [obj["id"] for obj in reversed(owned[name])]
@@ -375,7 +351,7 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
     updated = a_test_2.patch(object_path(resource, shared["id"]), json={field: "shared"}).json()
     assert a_test.get(object_path(resource, shared["id"])).json() == updated
     assert a_test_2.delete(object_path(resource, shared["id"])).status_code == 200
-    check_error(a_test.get(object_path(resource, shared["id"])), 404, "resource_missing", "id")
+    assert_error(a_test.get(object_path(resource, shared["id"])), 404, "resource_missing", "id")
 
 
 # --- 500 ------------------------------------------------------------------------------------
@@ -396,7 +372,7 @@ def test_internal_error_is_json_without_details(tmp_sqlite_url: str, resource: R
             api.patch(path, json={}),
             api.delete(path),
         ):
-            error = check_error(response, 500, "internal_error")
+            error = assert_error(response, 500, "internal_error")
             text = response.text
             for leak in (
                 "Traceback",

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
-from tests.helpers import Caller, Server, object_path, valid_body
+from tests.helpers import Caller, Server, assert_error, object_path, valid_body
 
 T = TypeVar("T")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -64,14 +64,6 @@ def list_ids(api: Caller, resource: Resource, **params: int) -> list[str]:
     """The ids of one page of the list, in list order."""
     page = api.list(resource, {name: str(value) for name, value in params.items()})
     return [obj["id"] for obj in page["data"]]
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Check an error response's status and code; return its error object."""
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    return error
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -149,7 +141,7 @@ def test_retrieve_returns_the_created_object(api: Caller, resource: Resource) ->
 def test_retrieve_unknown_id_is_404(api: Caller, resource: Resource) -> None:
     """Retrieve of an id that was never created: 404 resource_missing."""
     unknown = api.create(resource)["id"][:-6] + "zzzzzz"
-    assert_error(api.get(object_path(resource, unknown)), 404, "resource_missing")
+    assert_error(api.get(object_path(resource, unknown)), 404, "resource_missing", "id")
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -333,8 +325,8 @@ def test_update_cannot_clear_a_required_field(
     created = api.create(resource)
     path = object_path(resource, created["id"])
     for field in resource.required_fields:
-        error = assert_error(api.patch(path, json={field.name: value}), 400, "parameter_invalid")
-        assert error["param"] == field.name
+        response = api.patch(path, json={field.name: value})
+        assert_error(response, 400, "parameter_invalid", field.name)
     assert api.get(path).json() == created
 
 
@@ -396,7 +388,7 @@ def test_update_unknown_id_is_404(api: Caller, resource: Resource) -> None:
     """Update of an id that was never created: 404 resource_missing."""
     unknown = api.create(resource)["id"][:-6] + "zzzzzz"
     response = api.patch(object_path(resource, unknown), json=valid_body(resource))
-    assert_error(response, 404, "resource_missing")
+    assert_error(response, 404, "resource_missing", "id")
 
 
 # --- delete ---------------------------------------------------------------------------------
@@ -411,9 +403,9 @@ def test_delete_is_permanent(api: Caller, resource: Resource) -> None:
     assert response.status_code == 200, response.text
     assert list(response.json()) == ["id", "deleted"]
     assert response.json() == {"id": doomed["id"], "deleted": True}
-    assert_error(api.get(path), 404, "resource_missing")
-    assert_error(api.patch(path, json=valid_body(resource)), 404, "resource_missing")
-    assert_error(api.delete(path), 404, "resource_missing")
+    assert_error(api.get(path), 404, "resource_missing", "id")
+    assert_error(api.patch(path, json=valid_body(resource)), 404, "resource_missing", "id")
+    assert_error(api.delete(path), 404, "resource_missing", "id")
     page = api.get(resource.path).json()
     assert [obj["id"] for obj in page["data"]] == [kept["id"]]
     assert page["total"] == 1
@@ -448,9 +440,9 @@ def test_id_with_another_prefix_is_404(api: Caller) -> None:
         (PARTY_LINK, link["id"].removeprefix(PARTY_LINK.id_prefix)),
     ):
         path = object_path(resource, object_id)
-        assert_error(api.get(path), 404, "resource_missing")
-        assert_error(api.patch(path, json={}), 404, "resource_missing")
-        assert_error(api.delete(path), 404, "resource_missing")
+        assert_error(api.get(path), 404, "resource_missing", "id")
+        assert_error(api.patch(path, json={}), 404, "resource_missing", "id")
+        assert_error(api.delete(path), 404, "resource_missing", "id")
     assert api.get(object_path(PARTY_LINK, link["id"])).json() == link
     assert api.get(object_path(APPOINTMENT, appointment["id"])).json() == appointment
 
@@ -471,9 +463,9 @@ def test_id_with_another_prefix_is_404(api: Caller) -> None:
 def test_malformed_ids_are_404(api: Caller, resource: Resource, raw_id: str) -> None:
     """Any path text that is not an id of this caller is 404 resource_missing, never a 500."""
     path = object_path(resource, raw_id.format(prefix=resource.id_prefix))
-    assert_error(api.get(path), 404, "resource_missing")
-    assert_error(api.patch(path, json={}), 404, "resource_missing")
-    assert_error(api.delete(path), 404, "resource_missing")
+    assert_error(api.get(path), 404, "resource_missing", "id")
+    assert_error(api.patch(path, json={}), 404, "resource_missing", "id")
+    assert_error(api.delete(path), 404, "resource_missing", "id")
 
 
 def test_id_of_another_account_is_404(server: Server, resource: Resource) -> None:
@@ -481,11 +473,11 @@ def test_id_of_another_account_is_404(server: Server, resource: Resource) -> Non
     owner, stranger = server.new_caller(), server.new_caller()
     obj = owner.create(resource)
     path = object_path(resource, obj["id"])
-    assert_error(stranger.get(path), 404, "resource_missing")
+    assert_error(stranger.get(path), 404, "resource_missing", "id")
     assert_error(
-        stranger.patch(path, json={resource.fields[-1].name: "x"}), 404, "resource_missing"
+        stranger.patch(path, json={resource.fields[-1].name: "x"}), 404, "resource_missing", "id"
     )
-    assert_error(stranger.delete(path), 404, "resource_missing")
+    assert_error(stranger.delete(path), 404, "resource_missing", "id")
     assert owner.get(path).json() == obj
 
 
@@ -547,7 +539,7 @@ def test_trailing_slash_is_served_the_same_without_redirect(
     response = api.delete(path, follow_redirects=False)
     assert response.status_code == 200, response.text
     assert response.json() == {"id": obj["id"], "deleted": True}
-    assert_error(api.get(path, follow_redirects=False), 404, "resource_missing")
+    assert_error(api.get(path, follow_redirects=False), 404, "resource_missing", "id")
 
 
 # --- the published pages' examples ----------------------------------------------------------

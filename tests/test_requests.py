@@ -8,26 +8,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from overplane.declarations import APPOINTMENT, RESOURCES, Resource
-from tests.helpers import Caller, object_path, optional_field, valid_body
+from tests.helpers import Caller, assert_error, object_path, optional_field, valid_body
 
 MIB = 1_048_576
 JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str, param: str | None = None
-) -> dict[str, Any]:
-    """Check an error response's status, code and param (absent when ``param`` is None)."""
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["type"] == "invalid_request_error", error
-    assert error["code"] == code, error
-    assert error.get("param") == param, error
-    return error
 
 
 def padded_body(payload: dict[str, Any], size: int) -> bytes:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -32,7 +31,7 @@ from hypothesis.stateful import (
 )
 
 from overplane.declarations import RESOURCES, Field, Resource
-from tests.helpers import Caller, Server
+from tests.helpers import Caller, Server, assert_error
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 DEFAULT_LIMIT = 20  # the contract's default page size
@@ -110,15 +109,6 @@ def assert_same_object(actual: object, expected: dict[str, Any]) -> None:
     assert isinstance(actual, dict)
     assert list(actual) == list(expected)
     assert actual == expected
-
-
-def assert_error(response: httpx.Response, status: int, code: str, param: str | None) -> None:
-    """``response`` is the contract's error with this status, code and (if given) param."""
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    if param is not None:
-        assert error.get("param") == param, error
 
 
 class ResourceMachine(RuleBasedStateMachine):
@@ -249,7 +239,7 @@ class ResourceMachine(RuleBasedStateMachine):
             response = self.caller.patch(self.path(object_id), json=body)
         else:
             response = self.caller.request(method, self.path(object_id))
-        assert_error(response, 404, "resource_missing", None)
+        assert_error(response, 404, "resource_missing", "id")
         assert response.json()["error"]["type"] == "invalid_request_error"
 
     @rule(
