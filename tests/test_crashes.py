@@ -3,6 +3,9 @@
 - SIGKILL under a write load, then a restart on the same database (both backends): every
   write that got a 2xx is there exactly as acknowledged, nothing is half-written, and the list
   total counts exactly the objects that exist (docs/deployment.md, "Durability").
+- Servers, two at a time, killed with SIGKILL four times under concurrent creates and deletes:
+  the counters behind the totals still equal a real ``count(*)`` (read directly from the
+  database), and a new server reports exact totals and keeps counting right.
 - SIGTERM drains a request in flight: it completes, then the server exits 0 and no longer
   listens (docs/deployment.md, "Outages and shutdown").
 - The database goes away or stops answering (a private PostgreSQL cluster that the tests

@@ -1,9 +1,11 @@
 """The migrated schema matches the declarations, migrating is idempotent, SQLite is set up for
-concurrency, and the list is served by its index.
+concurrency, the list is served by its index, and migration 0002 backfills the counters and the
+normalised ``scheduled_time`` of rows written before it.
 
 Every test here runs on each backend through the session's migrated ``database_url`` (except the
-SQLite file tests, which use a fresh file). ``migrate.run_with_connection`` starts its own event
-loop for PostgreSQL, so these tests are plain synchronous functions.
+SQLite file tests, which use a fresh file, and the backfill test, which migrates a fresh database
+of either backend step by step). ``migrate.run_with_connection`` starts its own event loop for
+PostgreSQL, so these tests are plain synchronous functions.
 """
 
 from __future__ import annotations
