@@ -11,10 +11,10 @@ Method
   with the settings ``overplane serve`` uses (uvloop, httptools, one worker, no access log).
   It runs for the whole benchmark, idle while another server is measured.
 * **Servers**: ``overplane serve`` with one worker, on SQLite (a fresh file) and then on
-  PostgreSQL (a database created for the run and dropped after), access log off. After
-  seeding, the PostgreSQL database gets the ``VACUUM ANALYZE`` that autovacuum would give it
-  (autovacuum may be off on a test server, and without statistics PostgreSQL plans the by-id
-  statements badly; see the profile findings in ``docs/performance.md``).
+  PostgreSQL (a database created for the run and dropped after), access log off. Nothing is
+  run on the database that a user would not run: no ``VACUUM ANALYZE`` after seeding (the
+  by-id statements name the whole primary key, so their plans need no statistics; see
+  ``tests/test_sharding.py``).
 * **Data**: 10,000 objects of each resource are created through the API first (concurrent
   raw HTTP/1.1), so a list pages through an account of 10,000 objects. Retrieve, update and the
   mix walk through those ids; the mix is 7 retrieves, 1 list, 1 create and 1 update in every
@@ -621,12 +621,6 @@ class Bench:
         with self.overplane(backend, database_url) as server:
             idle = server.rss_mib()
             seeded = {r.name: self.seed(server, r) for r in RESOURCES}
-            if backend == "postgresql":
-                # What autovacuum does soon after a table grows (it is off on some servers):
-                # without statistics, the generic plans of the by-id statements scan the list
-                # index of the whole account instead of using the unique index on id.
-                asyncio.run(_pg_execute(database_url, "VACUUM ANALYZE"))
-                log("ran VACUUM ANALYZE on the PostgreSQL database")
             for resource in RESOURCES:
                 self.resource_operations(server, name, resource, seeded[resource.name])
             if self.config.profile:

@@ -141,7 +141,7 @@ def load(database_url: str, account_id: str, start: int, stop: int) -> list[str]
         with sqlite3.connect(sqlite_path(database_url), isolation_level=None) as connection:
             for chunk in range(0, len(rows), CHUNK):
                 connection.execute("BEGIN")
-                connection.executemany(INSERT.insert_sql, rows[chunk : chunk + CHUNK])
+                connection.executemany(INSERT.insert_sql["sqlite"], rows[chunk : chunk + CHUNK])
                 connection.execute("COMMIT")
     return [row[0] for row in rows]
 

@@ -2,18 +2,26 @@
 
 Covers: a brand-new installation prints its first key once; a bootstrap key from the
 environment; key management (create prints the secret as the last stdout line, list never shows
-it, revoke stops it at once); the published pages' curl flow; the access log; ``--no-migrate``.
+it, revoke stops it at once); the published pages' curl flow; the access log; ``--no-migrate``
+(refuses an outdated schema and never upgrades it); ``serve`` migrates once; ``--version``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
+import signal
 import time
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from typer.testing import CliRunner
 
+from overplane.cli import main as cli
+from overplane.storage import migrate
 from tests.helpers import (
     RunningServer,
     ServerLauncher,
@@ -22,15 +30,13 @@ from tests.helpers import (
     run_cli,
 )
 
-#: Every test here runs real ``overplane`` processes.
-pytestmark = pytest.mark.slow
-
 APPOINTMENT_CURL_BODY = (
     '{"customer_name":"customer_name_example","scheduled_time":"scheduled_time_example",'
     '"status":"draft","customer_email":"[email\xa0protected]"}'
 )
 
 
+@pytest.mark.slow
 def test_new_installation_prints_a_working_key_once(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -49,6 +55,7 @@ def test_new_installation_prints_a_working_key_once(
     assert httpx.get(again.base_url + "/api/crm/appointment", headers=auth).status_code == 200
 
 
+@pytest.mark.slow
 def test_published_curl_flow_with_the_bootstrap_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -82,12 +89,14 @@ def test_published_curl_flow_with_the_bootstrap_key(
         assert client.get(f"/api/crm/appointment/{appointment['id']}").status_code == 404
 
 
+@pytest.mark.slow
 def test_bad_bootstrap_key_refuses_to_start(fresh_database_url: str) -> None:
     """A malformed OVERPLANE_BOOTSTRAP_KEY is a clear start-up error, not a silent default."""
     result = run_cli(fresh_database_url, "serve", OVERPLANE_BOOTSTRAP_KEY="not-a-key")
     assert_clean_failure(result, "OVERPLANE_BOOTSTRAP_KEY")
 
 
+@pytest.mark.slow
 def test_key_management_against_a_running_server(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -134,6 +143,7 @@ def access_lines(server: RunningServer) -> dict[str, dict[str, object]]:
     return {line["request_id"]: line for line in lines}
 
 
+@pytest.mark.slow
 def test_access_log_has_one_line_per_request_and_never_the_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -174,6 +184,7 @@ def test_access_log_has_one_line_per_request_and_never_the_key(
     assert key[8:] not in server.log()
 
 
+@pytest.mark.slow
 def test_buffered_access_log_is_written_out_at_shutdown(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -192,9 +203,58 @@ def test_buffered_access_log_is_written_out_at_shutdown(
     assert set(ids) <= access_lines(server).keys()
 
 
+@pytest.mark.slow
 def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: str) -> None:
-    """``serve --no-migrate`` names the command to run instead of serving a wrong schema."""
+    """``serve --no-migrate`` names the command to run instead of serving a wrong schema, and
+    leaves the schema as it found it: an empty database stays unmigrated, one at an older
+    revision stays there, until ``overplane migrate`` upgrades it."""
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
     assert_clean_failure(result, "overplane migrate")
+    assert migrate.current_revision(fresh_database_url) is None
+
+    older = "0003"
+    assert older != migrate.head_revision()
+    migrate.upgrade(fresh_database_url, older)
+    result = run_cli(fresh_database_url, "serve", "--no-migrate")
+    assert_clean_failure(result, "overplane migrate")
+    assert migrate.current_revision(fresh_database_url) == older
+
     migrated = run_cli(fresh_database_url, "migrate")
     assert migrated.returncode == 0, migrated.stderr
+    assert migrate.current_revision(fresh_database_url) == migrate.head_revision()
+
+
+@pytest.mark.parametrize(("options", "upgrades"), [([], 1), (["--no-migrate"], 0)])
+def test_serve_migrates_once_or_never(
+    fresh_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    upgrades: int,
+) -> None:
+    """``serve`` runs the migrations exactly once before serving; ``serve --no-migrate`` on an
+    up-to-date database never runs them (in process, with the HTTP server stubbed out)."""
+    migrate.upgrade(fresh_database_url)
+    real_upgrade = migrate.upgrade
+    upgraded: list[str] = []
+
+    def counting_upgrade(database_url: str, revision: str = "head") -> None:
+        upgraded.append(database_url)
+        real_upgrade(database_url, revision)
+
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(migrate, "upgrade", counting_upgrade)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(kwargs))
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own handlers
+    result = CliRunner().invoke(
+        cli.app, ["serve", *options], env={"OVERPLANE_DATABASE_URL": fresh_database_url}
+    )
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    assert len(upgraded) == upgrades
+
+
+def test_version_prints_the_installed_version() -> None:
+    """``overplane --version`` prints the package's version (pyproject.toml's) and exits 0."""
+    result = run_cli("sqlite:///unused.sqlite3", "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"overplane {importlib.metadata.version('overplane')}\n"

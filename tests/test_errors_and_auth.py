@@ -251,7 +251,8 @@ def test_authentication_comes_before_routing(server: Server, resource: Resource)
         "/api/crm/appointment/x/y",
         "/API/crm/appointment",
         "/nope",
-        "/",
+        "/docs/nope",
+        "/static",
     ],
 )
 def test_unknown_route_is_404_route_missing(api: Caller, target: str) -> None:

@@ -44,7 +44,13 @@ def differences(target: sa.MetaData) -> Callable[[sa.Connection], list[Any]]:
 
     def work(connection: sa.Connection) -> list[Any]:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": True}
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": migrate.server_default_comparison(
+                    connection.dialect.name
+                ),
+            },
         )
         return list(compare_metadata(context, target))
 

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
+from overplane.storage.database import is_postgres
+from overplane.storage.objects import sqlite_next_seq
 from tests.helpers import (
     MATCH_ALL,
     Caller,
@@ -149,6 +151,10 @@ def test_counters_move_with_the_transaction_of_each_write(server: Server, api: C
     names = ["id", "account_id", "livemode", "created_at", "updated_at", "customer_name"]
     names += ["scheduled_time", "status", "customer_email"]
     insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    if not is_postgres(server.database_url):  # SQLite: the writer gives seq (docs/deployment.md)
+        insert = insert.replace(" (id,", " (seq, id,").replace(
+            "VALUES (", f"VALUES ({sqlite_next_seq(table)}, "
+        )
     delete = f"DELETE FROM {table} WHERE id = ?"
 
     def row(object_id: str) -> tuple[Any, ...]:

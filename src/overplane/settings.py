@@ -1,19 +1,23 @@
 """The server's configuration: one typed object, read once from the environment.
 
-Every operational limit is a named setting here, documented in ``docs/configuration.md``
-(a test fails when one is missing there). Numbers fixed by the API contract (list limits,
-the 1 MiB body cap) are not settings: an operator must not be able to break the contract.
+Every operational limit is a named setting here, declared once: the attribute, its type and
+default, the environment variable, the parser and the help text are one ``setting(...)`` line
+of :class:`Settings`. ``docs/configuration.md``'s table is that declaration rendered
+(:func:`markdown_table`; a test fails when the page differs). Numbers fixed by the API
+contract (list limits, the 1 MiB body cap) are not settings: an operator must not be able to
+break the contract.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///overplane.sqlite3"
+T = TypeVar("T")
 
 
 def redacted(url: str) -> str:
@@ -65,33 +69,177 @@ def _parse_optional_str(raw: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """How one attribute of :class:`Settings` is read from the environment."""
+    """Everything about one setting but its attribute name: how it is read and documented."""
 
     env: str
     parse: Callable[[str], Any]
-    description: str
+    default: Any
+    #: Markdown, as docs/configuration.md shows it.
+    help: str
+
+    @property
+    def documented_default(self) -> str:
+        """The default as the configuration page shows it: ``unset``, `true`, `0.2`, `10`."""
+        value = self.default
+        if value is None:
+            return "unset"
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return f"`{value}`"
+
+
+_SPEC = "overplane.setting"
+
+
+def setting(default: T, *, env: str, parse: Callable[[str], T], help: str) -> T:
+    """Declare one attribute of :class:`Settings`: its default, the environment variable
+    that overrides it, the parser of that variable's text, and its documentation.
+
+    Typed as the default's type so that the dataclass (and mypy) see a plain default; the
+    :class:`Setting` rides in the field's metadata.
+    """
+    spec = Setting(env=env, parse=parse, default=default, help=help)
+    result: T = field(default=default, metadata={_SPEC: spec})
+    return result
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server, the CLI and the tests can configure."""
 
-    database_url: str = DEFAULT_DATABASE_URL
-    bootstrap_key: str | None = None
-    access_log: bool = True
-    access_log_flush_seconds: float = 0.2
-    auth_cache_seconds: float = 0.0
-    key_cache: bool = True
-    sqlite_busy_timeout_ms: int = 5000
-    pg_pool_min_size: int = 1
-    pg_pool_max_size: int = 10
-    db_timeout_seconds: float = 10.0
-    pg_statement_cache_size: int = 100
-    retry_after_seconds: int = 1
-    idempotency_ttl_hours: int = 24
-    tombstone_ttl_days: int = 30
-    sweep_interval_seconds: int = 300
-    shutdown_timeout_seconds: int = 30
+    database_url: str = setting(
+        DEFAULT_DATABASE_URL,
+        env="OVERPLANE_DATABASE_URL",
+        parse=str,
+        help="Where the data lives: `sqlite:///relative/path.sqlite3`, "
+        "`sqlite:////absolute/path.sqlite3` or `postgresql://user@host:port/dbname`.",
+    )
+    bootstrap_key: str | None = setting(
+        None,
+        env="OVERPLANE_BOOTSTRAP_KEY",
+        parse=_parse_optional_str,
+        help="A `sk_test_…` or `sk_live_…` key (16–128 letters and digits after the prefix) "
+        "that `overplane serve` registers for the `default` account at start if it is not "
+        "registered yet, so scripts and CI know a key in advance. A revoked bootstrap key "
+        "stays revoked.",
+    )
+    access_log: bool = setting(
+        True,
+        env="OVERPLANE_ACCESS_LOG",
+        parse=_parse_bool,
+        help='Write one JSON line per request to standard error (`true`/`false`): `{"time", '
+        '"method", "path", "status", "duration_ms", "request_id", "account_id"}`, never a '
+        "key, a body or the query string.",
+    )
+    access_log_flush_seconds: float = setting(
+        0.2,
+        env="OVERPLANE_ACCESS_LOG_FLUSH_SECONDS",
+        parse=_parse_non_negative_float,
+        help="The access log is written in batches, one system call each: at most this many "
+        "seconds after a request, sooner when 64 KiB of lines wait, and at shutdown. A "
+        "process killed with SIGKILL loses at most this window of lines. `0` writes each "
+        "line at once, which costs about a quarter of a point read's throughput (see "
+        "[performance.md](performance.md)).",
+    )
+    auth_cache_seconds: float = setting(
+        0.0,
+        env="OVERPLANE_AUTH_CACHE_SECONDS",
+        parse=_parse_non_negative_float,
+        help="Remember a successful key lookup for this many seconds even while revocations "
+        "cannot be heard (`OVERPLANE_KEY_CACHE=false`, PostgreSQL's listening connection "
+        "down, SQLite without inotify), saving one database query per request. `0` checks "
+        "the key on every request in those cases, so a revoked key stops working at once; "
+        "with a cache, a key revoked by another process keeps working in this one for up "
+        "to this long.",
+    )
+    key_cache: bool = setting(
+        True,
+        env="OVERPLANE_KEY_CACHE",
+        parse=_parse_bool,
+        help="Cache key lookups while this process hears every change to the keys: one query "
+        "fewer per request, and a revocation, however it is made (CLI, plain SQL, another "
+        "process), still takes effect in every process within milliseconds. PostgreSQL: "
+        "each server process keeps one extra connection (`application_name` "
+        "`overplane-key-watch`) that `LISTEN`s for the notification a trigger on "
+        "`api_keys` sends on every update, delete or truncate; every 5 s it sends itself a "
+        "probe through the pool, and until a probe has come back (or when one does not) "
+        "nothing is cached, so a connection dropped silently or a transaction-mode "
+        "PgBouncer (which cannot carry `LISTEN`) only turns the cache off. SQLite: an "
+        "inotify watch on the database's directory hears every write by any process "
+        "(Linux; elsewhere nothing is cached); any write forgets the whole cache. `false`: "
+        "every request's key is looked up.",
+    )
+    sqlite_busy_timeout_ms: int = setting(
+        5000,
+        env="OVERPLANE_SQLITE_BUSY_TIMEOUT_MS",
+        parse=_parse_positive_int,
+        help="How long a SQLite write waits for another process's write lock before the "
+        "request fails with `503 unavailable`.",
+    )
+    pg_pool_min_size: int = setting(
+        1,
+        env="OVERPLANE_PG_POOL_MIN_SIZE",
+        parse=_parse_positive_int,
+        help="PostgreSQL connections each server process keeps open when idle.",
+    )
+    pg_pool_max_size: int = setting(
+        10,
+        env="OVERPLANE_PG_POOL_MAX_SIZE",
+        parse=_parse_positive_int,
+        help="The most PostgreSQL connections one server process opens. With N processes the "
+        "server needs up to N × this many connections: keep it under PostgreSQL's "
+        "`max_connections`.",
+    )
+    pg_statement_cache_size: int = setting(
+        100,
+        env="OVERPLANE_PG_STATEMENT_CACHE_SIZE",
+        parse=int,
+        help="Prepared statements asyncpg keeps per connection. Set `0` behind a PgBouncer in "
+        "transaction mode older than 1.21 (see [deployment.md](deployment.md)).",
+    )
+    db_timeout_seconds: float = setting(
+        10.0,
+        env="OVERPLANE_DB_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="The longest a request waits for a database connection or a statement before "
+        "it fails with `503 unavailable`.",
+    )
+    retry_after_seconds: int = setting(
+        1,
+        env="OVERPLANE_RETRY_AFTER_SECONDS",
+        parse=_parse_positive_int,
+        help="The `Retry-After` value sent with `503 unavailable`.",
+    )
+    idempotency_ttl_hours: int = setting(
+        24,
+        env="OVERPLANE_IDEMPOTENCY_TTL_HOURS",
+        parse=_parse_positive_int,
+        help="How long an `Idempotency-Key` is honoured (replayed) before it is forgotten "
+        "and swept; clients expect at least 24.",
+    )
+    tombstone_ttl_days: int = setting(
+        30,
+        env="OVERPLANE_TOMBSTONE_TTL_DAYS",
+        parse=_parse_positive_int,
+        help="How long a deleted object's list position is kept, so that a cursor naming it "
+        "(`starting_after`, `ending_before`) still works.",
+    )
+    sweep_interval_seconds: int = setting(
+        300,
+        env="OVERPLANE_SWEEP_INTERVAL_SECONDS",
+        parse=_parse_positive_int,
+        help="How often each server process deletes expired idempotency keys and tombstones "
+        "(harmless when several do).",
+    )
+    shutdown_timeout_seconds: int = setting(
+        30,
+        env="OVERPLANE_SHUTDOWN_TIMEOUT_SECONDS",
+        parse=_parse_positive_int,
+        help="On SIGTERM, how long the server waits for requests in flight before it closes "
+        "their connections.",
+    )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,104 +261,24 @@ class Settings:
         return cls(**values)
 
 
-SETTINGS: dict[str, Setting] = {
-    "database_url": Setting(
-        "OVERPLANE_DATABASE_URL",
-        str,
-        "Where the data lives: sqlite:///path/to/file.sqlite3 (the default is "
-        f"{DEFAULT_DATABASE_URL}, a file in the working directory) or "
-        "postgresql://user@host:port/dbname.",
-    ),
-    "bootstrap_key": Setting(
-        "OVERPLANE_BOOTSTRAP_KEY",
-        _parse_optional_str,
-        "A sk_test_… or sk_live_… secret key that `overplane serve` registers for the default "
-        "account at start if it is not registered yet, so scripts and CI know a key in advance.",
-    ),
-    "access_log": Setting(
-        "OVERPLANE_ACCESS_LOG",
-        _parse_bool,
-        "Write one JSON line per request to standard error (true or false).",
-    ),
-    "access_log_flush_seconds": Setting(
-        "OVERPLANE_ACCESS_LOG_FLUSH_SECONDS",
-        _parse_non_negative_float,
-        "The access log is written in batches: at most this long after a request (sooner "
-        "when 64 KiB of lines are waiting, and at shutdown). 0 writes every line at once, "
-        "which costs throughput; a process killed with SIGKILL loses at most this window.",
-    ),
-    "auth_cache_seconds": Setting(
-        "OVERPLANE_AUTH_CACHE_SECONDS",
-        _parse_non_negative_float,
-        "Remember a successful key lookup for this long, saving a database query per request. "
-        "0 (the default) checks every request, so a revoked key stops working at once; with a "
-        "cache, a key revoked elsewhere keeps working here for up to this long.",
-    ),
-    "key_cache": Setting(
-        "OVERPLANE_KEY_CACHE",
-        _parse_bool,
-        "Cache API-key lookups while this process hears every change to the keys, saving a "
-        "query per request; a revocation, however it is made, still takes effect everywhere "
-        "within milliseconds. PostgreSQL: one extra connection LISTENs for the notification "
-        "a trigger on api_keys sends. SQLite: an inotify watch on the database's directory "
-        "reports every write (Linux). false looks up the key of every request.",
-    ),
-    "sqlite_busy_timeout_ms": Setting(
-        "OVERPLANE_SQLITE_BUSY_TIMEOUT_MS",
-        _parse_positive_int,
-        "How long a SQLite write waits for another process's write lock before the request "
-        "fails with 503 unavailable.",
-    ),
-    "pg_pool_min_size": Setting(
-        "OVERPLANE_PG_POOL_MIN_SIZE",
-        _parse_positive_int,
-        "PostgreSQL connections each server process keeps open when idle.",
-    ),
-    "pg_pool_max_size": Setting(
-        "OVERPLANE_PG_POOL_MAX_SIZE",
-        _parse_positive_int,
-        "The most PostgreSQL connections one server process opens.",
-    ),
-    "pg_statement_cache_size": Setting(
-        "OVERPLANE_PG_STATEMENT_CACHE_SIZE",
-        int,
-        "Prepared statements asyncpg keeps per connection; 0 behind a PgBouncer in "
-        "transaction mode older than 1.21 (which cannot route prepared statements).",
-    ),
-    "db_timeout_seconds": Setting(
-        "OVERPLANE_DB_TIMEOUT_SECONDS",
-        _parse_positive_float,
-        "The longest a request waits for a database connection or statement before it fails "
-        "with 503 unavailable.",
-    ),
-    "retry_after_seconds": Setting(
-        "OVERPLANE_RETRY_AFTER_SECONDS",
-        _parse_positive_int,
-        "The Retry-After value sent with 503 unavailable.",
-    ),
-    "idempotency_ttl_hours": Setting(
-        "OVERPLANE_IDEMPOTENCY_TTL_HOURS",
-        _parse_positive_int,
-        "How long an Idempotency-Key is honoured (replayed) before it is swept; at least 24 "
-        "is what clients expect.",
-    ),
-    "tombstone_ttl_days": Setting(
-        "OVERPLANE_TOMBSTONE_TTL_DAYS",
-        _parse_positive_int,
-        "How long a deleted object's list position is kept, so that a cursor naming it "
-        "(starting_after, ending_before) still works.",
-    ),
-    "sweep_interval_seconds": Setting(
-        "OVERPLANE_SWEEP_INTERVAL_SECONDS",
-        _parse_positive_int,
-        "How often each server process deletes expired idempotency keys and tombstones.",
-    ),
-    "shutdown_timeout_seconds": Setting(
-        "OVERPLANE_SHUTDOWN_TIMEOUT_SECONDS",
-        _parse_positive_int,
-        "On SIGTERM, how long the server waits for requests in flight to finish before it "
-        "closes their connections.",
-    ),
-}
+def _declared() -> dict[str, Setting]:
+    declared: dict[str, Setting] = {}
+    for attribute in fields(Settings):
+        spec = attribute.metadata.get(_SPEC)
+        if not isinstance(spec, Setting):
+            raise TypeError(f"Settings.{attribute.name} must be declared with setting(...)")
+        declared[attribute.name] = spec
+    return declared
 
-assert set(SETTINGS) == {f.name for f in fields(Settings)}, "every setting needs an env spec"
+
+#: Every setting by attribute name, in declaration order (the documentation's order).
+SETTINGS: dict[str, Setting] = _declared()
+
+
+def markdown_table() -> str:
+    """docs/configuration.md's table of settings, rendered from the declarations."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [
+        f"| `{spec.env}` | {spec.documented_default} | {spec.help} |" for spec in SETTINGS.values()
+    ]
+    return "\n".join(lines) + "\n"

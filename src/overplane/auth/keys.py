@@ -12,10 +12,14 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from overplane.clock import now_ms
+from overplane.storage import keys as stored_keys
 from overplane.storage.database import Database
 from overplane.storage.ids import new_random_token
-from overplane.storage.objects import Scope, now_ms
+from overplane.storage.keys import KeyRow
+from overplane.storage.tenant import Tenant
 
 DEFAULT_ACCOUNT = "default"
 MODES = {"test": False, "live": True}
@@ -43,7 +47,7 @@ class Principal:
     """Who a request is: the key's id and the account and mode it may see."""
 
     key_id: str
-    scope: Scope
+    tenant: Tenant
 
 
 def hash_secret(secret: str) -> str:
@@ -75,20 +79,15 @@ async def create_account(db: Database, name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
         raise CredentialError("an account name must have 1 to 200 characters")
-    if await db.fetch_one("SELECT id FROM accounts WHERE name = ?", (name,)):
+    if await stored_keys.account_id_of(db, name) is not None:
         raise CredentialError(f"an account named {name!r} already exists")
     account_id = "acct_" + new_random_token(12)
-    await db.execute(
-        "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
-        (account_id, name, now_ms()),
-    )
+    await stored_keys.insert_account(db, account_id, name, now_ms())
     return account_id
 
 
-async def account_id_of(db: Database, name: str) -> str | None:
-    """The id of the account called ``name``, or None."""
-    row = await db.fetch_one("SELECT id FROM accounts WHERE name = ?", (name,))
-    return None if row is None else str(row[0])
+account_id_of = stored_keys.account_id_of
+has_any_account = stored_keys.has_any_account
 
 
 async def register_key(db: Database, account_name: str, secret: str) -> KeyInfo:
@@ -102,7 +101,7 @@ async def register_key(db: Database, account_name: str, secret: str) -> KeyInfo:
     if account_id is None:
         raise CredentialError(f"no account named {account_name!r}")
     secret_hash = hash_secret(secret)
-    if await db.fetch_one("SELECT id FROM api_keys WHERE secret_hash = ?", (secret_hash,)):
+    if await stored_keys.key_id_by_hash(db, secret_hash) is not None:
         raise CredentialError("that key is already registered")
     info = KeyInfo(
         id="key_" + new_random_token(12),
@@ -112,11 +111,8 @@ async def register_key(db: Database, account_name: str, secret: str) -> KeyInfo:
         created_at=now_ms(),
         revoked_at=None,
     )
-    await db.execute(
-        "INSERT INTO api_keys (id, account_id, livemode, secret_hash, hint, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (info.id, account_id, MODES[mode], secret_hash, info.hint, info.created_at),
-    )
+    tenant = Tenant(account_id, MODES[mode])
+    await stored_keys.insert_key(db, info.id, tenant, secret_hash, info.hint, info.created_at)
     return info
 
 
@@ -126,37 +122,22 @@ async def create_key(db: Database, account_name: str, mode: str) -> tuple[KeyInf
     return await register_key(db, account_name, secret), secret
 
 
+def _info(row: KeyRow) -> KeyInfo:
+    mode = "live" if row.livemode else "test"
+    return KeyInfo(row.id, row.account_name, mode, row.hint, row.created_at, row.revoked_at)
+
+
 async def list_keys(db: Database, account_name: str | None = None) -> list[KeyInfo]:
     """Every key (of one account, if named), oldest first."""
-    sql = (
-        "SELECT k.id, a.name, k.livemode, k.hint, k.created_at, k.revoked_at "
-        "FROM api_keys k JOIN accounts a ON a.id = k.account_id"
-    )
-    args: tuple[str, ...] = ()
-    if account_name is not None:
-        sql += " WHERE a.name = ?"
-        args = (account_name,)
-    rows = await db.fetch_all(sql + " ORDER BY k.created_at, k.id", args)
-    return [
-        KeyInfo(str(r[0]), str(r[1]), "live" if r[2] else "test", str(r[3]), int(r[4]), r[5])
-        for r in rows
-    ]
+    return [_info(row) for row in await stored_keys.list_keys(db, account_name)]
 
 
 async def revoke_key(db: Database, key_id: str) -> None:
     """Revoke a key: from now on it authenticates nothing. Revoking twice is an error."""
-    row = await db.fetch_one(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
-        (now_ms(), key_id),
-    )
+    revoked = await stored_keys.revoke(db, key_id, now_ms())
     db.keys_changed()
-    if row is None:
+    if not revoked:
         raise CredentialError(f"no unrevoked key with id {key_id!r}")
-
-
-async def has_any_account(db: Database) -> bool:
-    """Whether the database holds an account yet (a brand-new installation holds none)."""
-    return await db.fetch_one("SELECT 1 FROM accounts LIMIT 1") is not None
 
 
 async def authenticate(db: Database, secret: str) -> Principal | None:
@@ -167,16 +148,18 @@ async def authenticate(db: Database, secret: str) -> Principal | None:
 
 
 async def _principal_of(db: Database, secret_hash: str) -> Principal | None:
-    row = await db.fetch_one(
-        "SELECT id, account_id, livemode, secret_hash FROM api_keys "
-        "WHERE secret_hash = ? AND revoked_at IS NULL",
-        (secret_hash,),
-    )
+    key = await stored_keys.active_key(db, secret_hash)
     # The lookup is by hash, so timing reveals nothing about the secret; compare anyway, in
     # constant time, so that correctness never rests on the index alone.
-    if row is None or not hmac.compare_digest(str(row[3]), secret_hash):
+    if key is None or not hmac.compare_digest(key.secret_hash, secret_hash):
         return None
-    return Principal(key_id=str(row[0]), scope=Scope(account_id=str(row[1]), livemode=bool(row[2])))
+    return Principal(key_id=key.id, tenant=key.tenant)
+
+
+class _CachedPrincipal(NamedTuple):
+    principal: Principal
+    #: time.monotonic() after which a fixed-time entry is stale (unused while told of changes)
+    expires_at: float
 
 
 class PrincipalCache:
@@ -200,7 +183,7 @@ class PrincipalCache:
     def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
         self.seconds = seconds
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._entries: dict[str, _CachedPrincipal] = {}
         self._version: int | None = None
 
     async def authenticate(self, db: Database, secret: str) -> Principal | None:
@@ -214,8 +197,8 @@ class PrincipalCache:
         digest = hash_secret(secret)
         now = time.monotonic()
         entry = self._entries.get(digest)
-        if entry is not None and (version is not None or entry[1] > now):
-            return entry[0]
+        if entry is not None and (version is not None or entry.expires_at > now):
+            return entry.principal
         principal = await _principal_of(db, digest)
         if principal is None:
             self._entries.pop(digest, None)
@@ -223,7 +206,7 @@ class PrincipalCache:
             if len(self._entries) >= self.max_entries:
                 # Dicts keep insertion order: drop the oldest entry.
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[digest] = (principal, now + self.seconds)
+            self._entries[digest] = _CachedPrincipal(principal, now + self.seconds)
         return principal
 
 
@@ -239,10 +222,7 @@ async def ensure_bootstrap(db: Database, bootstrap_key: str | None) -> str | Non
             raise CredentialError("OVERPLANE_BOOTSTRAP_KEY must look like sk_test_… or sk_live_…")
         if await account_id_of(db, DEFAULT_ACCOUNT) is None:
             await create_account(db, DEFAULT_ACCOUNT)
-        known = await db.fetch_one(
-            "SELECT id FROM api_keys WHERE secret_hash = ?", (hash_secret(bootstrap_key),)
-        )
-        if known is None:
+        if await stored_keys.key_id_by_hash(db, hash_secret(bootstrap_key)) is None:
             await register_key(db, DEFAULT_ACCOUNT, bootstrap_key)
         return None
     if await has_any_account(db):

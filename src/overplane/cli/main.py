@@ -1,8 +1,11 @@
 """The ``overplane`` command: serve the API, migrate the database, manage accounts and keys.
 
-Every command reads the one settings object from the environment and brings the database
-schema up to date before it touches data (migrations are idempotent; ``serve --no-migrate``
-refuses to start on an outdated schema instead, for deploys that migrate as a separate step).
+Every command reads the one settings object from the environment and, through
+:func:`with_database`, brings the database schema up to date once before it touches data
+(migrations are idempotent). ``serve --no-migrate`` only checks the schema and refuses to start
+on an outdated one, for deploys that migrate as a separate step. A new command (or sub-command
+group: a ``typer.Typer`` added with ``app.add_typer``) gets its database from
+:func:`with_database` too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from overplane import __version__
 from overplane.auth import keys
 from overplane.settings import Settings, SettingsError, redacted
 from overplane.storage import migrate as migrations
@@ -49,12 +53,30 @@ def load_settings() -> Settings:
         raise fail(str(exc)) from None
 
 
-def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, open the database, run ``work`` on it and close it."""
+def prepare_schema(database_url: str, *, migrate: bool) -> None:
+    """Bring the schema up to date, or (``migrate=False``) only check that it is.
+
+    Without ``migrate`` nothing is ever written to the schema: an outdated database is refused
+    and left as it is, for ``overplane migrate`` to upgrade when the operator chooses.
+    """
     try:
-        migrations.upgrade(settings.database_url)
+        if migrate:
+            migrations.upgrade(database_url)
+            return
+        current = migrations.is_current(database_url)
     except Exception as exc:  # any driver's connection error: report it, not a traceback
-        raise fail(f"cannot migrate {redacted(settings.database_url)}: {exc}") from None
+        verb = "migrate" if migrate else "check the schema of"
+        raise fail(f"cannot {verb} {redacted(database_url)}: {exc}") from None
+    if not current:
+        raise fail("the database schema is not up to date: run `overplane migrate` first")
+
+
+def with_database(
+    settings: Settings, work: Callable[[Database], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    """Migrate (or, with ``migrate=False``, check the schema), open the database, run
+    ``work`` on it and close it."""
+    prepare_schema(settings.database_url, migrate=migrate)
 
     async def run() -> T:
         db = await open_database(settings)
@@ -114,6 +136,28 @@ def serve_with_granian(host: str, port: int, workers: int, shutdown_seconds: int
     ).serve()
 
 
+def print_version(value: bool) -> None:
+    """Print ``overplane <version>`` and exit, when ``--version`` is given."""
+    if value:
+        print(f"overplane {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def overplane(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The Overplane API server."""
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -130,16 +174,8 @@ def serve(
     """Run the API server."""
 
     settings = load_settings()
-    if migrate:
-        try:
-            migrations.upgrade(settings.database_url)
-        except Exception as exc:
-            raise fail(f"cannot migrate {redacted(settings.database_url)}: {exc}") from None
-    elif not migrations.is_current(settings.database_url):
-        raise fail("the database schema is not up to date: run `overplane migrate` first")
-
     new_secret = with_database(
-        settings, lambda db: keys.ensure_bootstrap(db, settings.bootstrap_key)
+        settings, lambda db: keys.ensure_bootstrap(db, settings.bootstrap_key), migrate=migrate
     )
     if new_secret:
         print("Created the default account and a test key. It is shown only this once:")

@@ -17,10 +17,10 @@ import asyncio
 import atexit
 import os
 import sys
-import time
 
 import msgspec
 
+from overplane.clock import now_ms
 from overplane.rfc3339 import format_ms
 
 #: A full buffer is written at once, whatever the timer says (bounds memory under load).
@@ -84,7 +84,7 @@ class BufferedAccessLog(AccessLog):
         account_id: str | None,
     ) -> None:
         line = AccessLine(
-            format_ms(time.time_ns() // 1_000_000),
+            format_ms(now_ms()),
             method,
             path,
             status,

@@ -18,13 +18,14 @@ import time
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, Router
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from overplane.auth.keys import Principal, PrincipalCache
+from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
-from overplane.http import access_log, idempotency, openapi
+from overplane.http import access_log, openapi
 from overplane.http.errors import (
     APIError,
     AuthenticationFailed,
@@ -36,11 +37,13 @@ from overplane.http.errors import (
 )
 from overplane.http.messages import ApiRequest, send_reply
 from overplane.http.rendering import encode
-from overplane.http.routes import ApiRouter, Services, resource_dispatches
+from overplane.http.routes import ApiRouter, ResourceEndpoint, Services
 from overplane.settings import Settings
+from overplane.storage import idempotency as idempotency_records
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
 from overplane.storage.ids import new_request_id
-from overplane.storage.objects import now_ms
+from overplane.storage.objects import sweep_tombstones
+from overplane.web import pages
 
 logger = logging.getLogger("overplane.errors")
 JSON = "application/json"
@@ -64,15 +67,15 @@ class OverplaneApp:
         self.principals = PrincipalCache(settings.auth_cache_seconds)
         self.sweeper: asyncio.Task[None] | None = None
         self.openapi_document = encode(openapi.document())
-        routes: list[Route] = [
+        routes: list[BaseRoute] = [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
-            Route("/docs", self.docs, methods=["GET"]),
+            *pages.routes(),  # /, /docs and /static/…
         ]
         self.router = Router(routes=routes, redirect_slashes=False)
         services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
-        self.api = ApiRouter(resource_dispatches(resource, services) for resource in RESOURCES)
+        self.api = ApiRouter(services, (ResourceEndpoint(resource) for resource in RESOURCES))
         self.log_access = access_log.configure(
             settings.access_log, settings.access_log_flush_seconds
         )
@@ -112,9 +115,9 @@ class OverplaneApp:
         """Forget expired idempotency keys and cursor tombstones, and refresh the planner's
         statistics (any process may do it)."""
         db = self.database()
-        await idempotency.sweep(db, self.idempotency_ttl_ms)
-        horizon = now_ms() - self.settings.tombstone_ttl_days * 86_400_000
-        await db.execute("DELETE FROM object_tombstones WHERE deleted_at <= ?", (horizon,))
+        now = now_ms()
+        await idempotency_records.sweep(db, now - self.idempotency_ttl_ms)
+        await sweep_tombstones(db, now - self.settings.tombstone_ttl_days * 86_400_000)
         await db.refresh_statistics()
 
     async def sweep_forever(self) -> None:
@@ -193,7 +196,7 @@ class OverplaneApp:
                 status,
                 (time.perf_counter() - started) * 1000,
                 request_id,
-                principal.scope.account_id if principal else None,
+                principal.tenant.account_id if principal else None,
             )
 
     async def authenticate(self, scope: Scope) -> Principal:
@@ -242,10 +245,6 @@ class OverplaneApp:
     async def openapi_json(self, request: Request) -> Response:
         """The OpenAPI 3.1 document, derived from the declarations."""
         return Response(self.openapi_document, media_type=JSON)
-
-    async def docs(self, request: Request) -> Response:
-        """Interactive documentation rendered from /openapi.json."""
-        return HTMLResponse(openapi.DOCS_PAGE)
 
 
 def create_app(settings: Settings | None = None) -> OverplaneApp:

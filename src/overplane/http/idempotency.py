@@ -19,6 +19,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from overplane.clock import now_ms
 from overplane.http.errors import (
     APIError,
     IdempotencyKeyInUse,
@@ -27,8 +28,10 @@ from overplane.http.errors import (
     error_response,
 )
 from overplane.http.messages import Reply
+from overplane.storage import idempotency as records
 from overplane.storage.database import Database, Executor
-from overplane.storage.objects import Scope, now_ms
+from overplane.storage.idempotency import IdempotencyRecord
+from overplane.storage.tenant import Tenant
 
 HEADER = b"idempotency-key"
 REPLAYED = "idempotent-replayed"
@@ -38,57 +41,47 @@ METHODS = frozenset({"POST", "PATCH", "DELETE"})
 #: reply, Date is the replay's own.
 _KEPT_HEADERS = frozenset({"location", "etag", "allow", "www-authenticate", "request-id"})
 
-_FIND = (
-    "SELECT method, path, body_hash, status, headers, body FROM idempotency_keys "
-    "WHERE account_id = ? AND livemode = ? AND key = ? AND created_at > ?"
-)
-_SAVE = (
-    "INSERT INTO idempotency_keys "
-    "(account_id, livemode, key, method, path, body_hash, status, headers, body, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (account_id, livemode, key) DO UPDATE SET method = excluded.method, "
-    "path = excluded.path, body_hash = excluded.body_hash, status = excluded.status, "
-    "headers = excluded.headers, body = excluded.body, created_at = excluded.created_at"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class IdempotentRequest:
     """What identifies a request for its key: who sent it, and its method, path and body."""
 
-    scope: Scope
+    tenant: Tenant
     key: str
     method: str
     path: str
     body_hash: str
 
     @classmethod
-    def of(cls, scope: Scope, key: str, method: str, path: str, body: bytes) -> IdempotentRequest:
+    def of(cls, tenant: Tenant, key: str, method: str, path: str, body: bytes) -> IdempotentRequest:
         """Check the key's length and fingerprint the body."""
         if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.strip():
             raise ParameterInvalid(
                 f"Idempotency-Key must have 1 to {MAX_KEY_LENGTH} characters",
                 param="Idempotency-Key",
             )
-        return cls(scope, key, method, path, hashlib.sha256(body).hexdigest())
+        return cls(tenant, key, method, path, hashlib.sha256(body).hexdigest())
 
 
-def _mismatch(request: IdempotentRequest, method: str, path: str, body_hash: str) -> str | None:
-    if method != request.method or path != request.path:
-        return f"This Idempotency-Key was first used for {method} {path}, not {request.method} {request.path}."
-    if body_hash != request.body_hash:
+def _mismatch(request: IdempotentRequest, first: IdempotencyRecord) -> str | None:
+    if first.method != request.method or first.path != request.path:
+        return (
+            f"This Idempotency-Key was first used for {first.method} {first.path}, "
+            f"not {request.method} {request.path}."
+        )
+    if first.body_hash != request.body_hash:
         return "This Idempotency-Key was first used with a different request body."
     return None
 
 
-def _replay(status: int, headers_json: str, body: bytes) -> Reply:
+def _replay(first: IdempotencyRecord) -> Reply:
     # Compared in lower case, whatever spelling an earlier version stored.
     headers = tuple(
         (name.lower(), value)
-        for name, value in json.loads(headers_json)
+        for name, value in json.loads(first.headers)
         if name.lower() in _KEPT_HEADERS
     )
-    return Reply(status, bytes(body), (*headers, (REPLAYED, "true")))
+    return Reply(first.status, first.body, (*headers, (REPLAYED, "true")))
 
 
 def _stored_headers(reply: Reply, request_id: str) -> str:
@@ -105,47 +98,33 @@ async def run_idempotently(
     execute: Callable[[Executor], Awaitable[Reply]],
 ) -> Reply:
     """Run ``execute`` at most once for the request's key; replay its response afterwards."""
-    scope = request.scope
+    tenant = request.tenant
     async with db.transaction() as transaction:
-        lock = f"idempotency:{scope.account_id}:{int(scope.livemode)}:{request.key}"
+        lock = f"idempotency:{tenant.account_id}:{int(tenant.livemode)}:{request.key}"
         if not await transaction.try_lock(lock):
             raise IdempotencyKeyInUse(
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
                 param="Idempotency-Key",
             )
-        found = await transaction.fetch_one(
-            _FIND, (scope.account_id, scope.livemode, request.key, now_ms() - ttl_ms)
-        )
-        if found is not None:
-            method, path, body_hash, status, headers_json, body = found
-            problem = _mismatch(request, method, path, body_hash)
+        first = await records.find(transaction, tenant, request.key, now_ms() - ttl_ms)
+        if first is not None:
+            problem = _mismatch(request, first)
             if problem:
                 raise IdempotencyKeyReused(problem, param="Idempotency-Key")
-            return _replay(status, headers_json, body)
+            return _replay(first)
         try:
             reply = await execute(transaction)
         except APIError as error:
             if error.status >= 500:
                 raise
             reply = error_response(error, request_id)
-        await transaction.execute(
-            _SAVE,
-            (
-                scope.account_id,
-                scope.livemode,
-                request.key,
-                request.method,
-                request.path,
-                request.body_hash,
-                reply.status,
-                _stored_headers(reply, request_id),
-                reply.body,
-                now_ms(),
-            ),
+        record = IdempotencyRecord(
+            request.method,
+            request.path,
+            request.body_hash,
+            reply.status,
+            _stored_headers(reply, request_id),
+            reply.body,
         )
+        await records.save(transaction, tenant, request.key, record, now_ms())
         return reply
-
-
-async def sweep(db: Executor, ttl_ms: int) -> None:
-    """Forget keys older than the time-to-live (lookups already ignore them)."""
-    await db.execute("DELETE FROM idempotency_keys WHERE created_at <= ?", (now_ms() - ttl_ms,))

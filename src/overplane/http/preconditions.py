@@ -7,6 +7,8 @@ does (and needs no column of its own).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 ANY = "*"
 
 
@@ -19,22 +21,41 @@ def _tags(header: str) -> list[str]:
     return [tag.strip() for tag in header.split(",") if tag.strip()]
 
 
-def if_match_versions(header: str | None) -> tuple[int, ...] | None:
-    """The versions an ``If-Match`` header accepts; None when it sets no condition.
+@dataclass(frozen=True, slots=True)
+class IfMatch:
+    """The condition an ``If-Match`` header sets on a write: the object's current version
+    must be one of ``versions``.
 
-    ``*`` (any current version) sets none beyond the object existing. If-Match compares
-    strongly (RFC 9110 §13.1.1), so weak tags and tags this server never issued match nothing:
-    a header of only such tags gives ``()``, a condition no version meets.
+    If-Match compares strongly (RFC 9110 §13.1.1), so weak tags and tags this server never
+    issued match nothing: a header of only such tags leaves ``versions`` empty, a condition
+    no version meets (:attr:`can_match` is False).
     """
+
+    versions: tuple[int, ...]
+
+    @property
+    def can_match(self) -> bool:
+        """Whether any version could meet the condition."""
+        return bool(self.versions)
+
+
+def if_match(header: str | None) -> IfMatch | None:
+    """The condition an ``If-Match`` header sets; None when it sets none (absent, or ``*``:
+    any current version, which only asks that the object exists)."""
     if header is None:
         return None
     tags = _tags(header)
     if ANY in tags:
         return None
-    return tuple(
-        int(tag[1:-1])
-        for tag in tags
-        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isascii() and tag[1:-1].isdigit()
+    return IfMatch(
+        tuple(
+            int(tag[1:-1])
+            for tag in tags
+            if len(tag) > 2
+            and tag[0] == tag[-1] == '"'
+            and tag[1:-1].isascii()
+            and tag[1:-1].isdigit()
+        )
     )
 
 

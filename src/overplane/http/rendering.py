@@ -8,7 +8,7 @@ import msgspec
 
 from overplane.declarations import READ_ONLY_KEYS, Resource
 from overplane.rfc3339 import format_ms
-from overplane.storage.database import Row
+from overplane.storage.objects import StoredObject
 
 _encode = msgspec.json.Encoder().encode
 
@@ -32,17 +32,20 @@ class ObjectRenderer:
             gc=False,
         )
 
-    def as_struct(self, row: Row) -> msgspec.Struct:
+    def as_struct(self, stored: StoredObject) -> msgspec.Struct:
         """The object: id, created_at, updated_at, then every field (None if unset)."""
-        return self.struct(row[0], format_ms(row[1]), format_ms(row[2]), *row[3:])
+        return self.struct(
+            stored.id, format_ms(stored.created_at), format_ms(stored.updated_at), *stored.values
+        )
 
-    def object(self, row: Row) -> bytes:
+    def object(self, stored: StoredObject) -> bytes:
         """One object as JSON bytes."""
-        return _encode(self.as_struct(row))
+        return _encode(self.as_struct(stored))
 
-    def page(self, rows: Sequence[Row], total: int, has_more: bool) -> bytes:
+    def page(self, objects: Sequence[StoredObject], total: int, has_more: bool) -> bytes:
         """The list envelope: ``{"data": [...], "has_more": …, "total": …}``."""
-        return _encode(self.page_struct([self.as_struct(row) for row in rows], has_more, total))
+        page = [self.as_struct(stored) for stored in objects]
+        return _encode(self.page_struct(page, has_more, total))
 
 
 def deleted(object_id: str) -> bytes:

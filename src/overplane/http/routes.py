@@ -1,15 +1,16 @@
 """The API's routes, derived from the resource declarations: five operations per resource.
 
-Nothing here is written per resource: :func:`resource_dispatches` turns any :class:`Resource`
-into its collection path (list, create) and its object path (retrieve, update, delete), and
-:class:`ApiRouter` finds a path's handlers with one dictionary lookup, however many resources
-there are.
+Nothing here is written per resource: a :class:`ResourceEndpoint` serves any
+:class:`Resource` with a method per operation (list and create on its collection path;
+retrieve, update and delete on its object paths), and :class:`ApiRouter` finds a path's
+endpoint with one dictionary lookup, however many resources there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from overplane.declarations import Resource
 from overplane.http import idempotency, rendering
@@ -30,11 +31,12 @@ from overplane.http.errors import (
 )
 from overplane.http.list_query import ListQueryParser
 from overplane.http.messages import ApiRequest, Reply
-from overplane.http.preconditions import etag, if_match_versions, if_none_match_hits
-from overplane.storage.database import Database, Executor, Row
-from overplane.storage.objects import CursorNotFound, ObjectStore
+from overplane.http.preconditions import IfMatch, etag, if_match, if_none_match_hits
+from overplane.storage.database import Database, Executor
+from overplane.storage.objects import CursorNotFound, ObjectStore, StoredObject
 
 Handler = Callable[[ApiRequest], Awaitable[Reply]]
+Header = tuple[str, str]
 #: Methods whose request body is read (and, with an Idempotency-Key, fingerprinted).
 BODY_METHODS = frozenset({"POST", "PATCH"})
 
@@ -81,7 +83,7 @@ class MethodDispatch:
         if key is None or method not in idempotency.METHODS:
             return await handler(request)
         fingerprint = idempotency.IdempotentRequest.of(
-            request.principal.scope, key, method, request.path, request.body
+            request.principal.tenant, key, method, request.path, request.body
         )
 
         async def execute(executor: Executor) -> Reply:
@@ -97,15 +99,143 @@ class MethodDispatch:
         )
 
 
-class ApiRouter:
-    """Finds the handlers of an /api path: a collection path, or an object path and its id."""
+class ResourceEndpoint:
+    """The five operations of one resource, a method each, all derived from its declaration.
 
-    def __init__(self, dispatches: Iterable[tuple[str, MethodDispatch, MethodDispatch]]) -> None:
+    A resource that needs more (or less) subclasses this and overrides the methods it changes;
+    :class:`ApiRouter` serves whatever :attr:`COLLECTION_METHODS` and :attr:`OBJECT_METHODS`
+    name.
+    """
+
+    #: The HTTP method served by each of this class's methods, on the collection path ...
+    COLLECTION_METHODS: ClassVar[Mapping[str, str]] = {"GET": "list", "POST": "create"}
+    #: ... and on an object's path (``/…/{id}``).
+    OBJECT_METHODS: ClassVar[Mapping[str, str]] = {
+        "GET": "retrieve",
+        "PATCH": "update",
+        "DELETE": "delete",
+    }
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.renderer = rendering.ObjectRenderer(resource)
+        self.list_parser = ListQueryParser(resource)
+        self.store = ObjectStore(resource)
+        self.name = resource.title.lower()
+
+    def handlers(self, methods: Mapping[str, str]) -> dict[str, Handler]:
+        """The bound methods that serve ``methods`` (HTTP method -> method name)."""
+        return {http_method: getattr(self, name) for http_method, name in methods.items()}
+
+    def missing(self, object_id: str) -> ResourceMissing:
+        """404 for an id this tenant has no object with."""
+        return ResourceMissing(f"No such {self.name}: '{object_id}'", param="id")
+
+    def object_reply(self, stored: StoredObject, status: int = 200, *headers: Header) -> Reply:
+        """The object as the API returns it, with its ETag."""
+        etag_header = ("etag", etag(stored.updated_at))
+        return Reply(status, self.renderer.object(stored), (etag_header, *headers))
+
+    async def write_refused(self, request: ApiRequest, condition: IfMatch | None) -> APIError:
+        """Why a write by id matched nothing: the object is gone (404), or it has changed
+        since the version in If-Match (412)."""
+        object_id = request.object_id
+        if condition is None:
+            return self.missing(object_id)
+        tenant = request.principal.tenant
+        if await self.store.retrieve(request.executor, tenant, object_id) is None:
+            return self.missing(object_id)
+        return PreconditionFailed(
+            f"The {self.name} has changed since the version in If-Match; fetch it again.",
+            param="If-Match",
+        )
+
+    async def list(self, request: ApiRequest) -> Reply:
+        """A page of objects, filtered and paged by the query string."""
+        parameters = request.query()
+        query = self.list_parser.parse(parameters)
+        try:
+            page = await self.store.list(request.executor, request.principal.tenant, query)
+        except CursorNotFound as exc:
+            cursor = dict(parameters)[exc.parameter]
+            raise ParameterInvalid(
+                f"{exc.parameter} names no {self.name} of this account: '{cursor}'",
+                param=exc.parameter,
+            ) from None
+        return Reply(200, self.renderer.page(page.objects, page.total, page.has_more))
+
+    async def create(self, request: ApiRequest) -> Reply:
+        """A new object from the body's fields: 201 with its Location."""
+        reject_query(request)
+        values = validate_fields(self.resource, json_object(request), partial=False)
+        stored = await self.store.create(request.executor, request.principal.tenant, values)
+        location = ("location", f"{self.resource.path}/{stored.id}")
+        return self.object_reply(stored, 201, location)
+
+    async def retrieve(self, request: ApiRequest) -> Reply:
+        """One object; 304 when If-None-Match names its current version."""
+        reject_query(request)
+        object_id = request.object_id
+        tenant = request.principal.tenant
+        stored = await self.store.retrieve(request.executor, tenant, object_id)
+        if stored is None:
+            raise self.missing(object_id)
+        if if_none_match_hits(request.header(b"if-none-match"), stored.updated_at):
+            return Reply(304, b"", (("etag", etag(stored.updated_at)),))
+        return self.object_reply(stored)
+
+    async def update(self, request: ApiRequest) -> Reply:
+        """Set the body's fields (the others stay), if If-Match allows."""
+        reject_query(request)
+        values = validate_fields(self.resource, json_object(request), partial=True)
+        condition = if_match(request.header(b"if-match"))
+        stored = None
+        if condition is None or condition.can_match:
+            stored = await self.store.update(
+                request.executor,
+                request.principal.tenant,
+                request.object_id,
+                values,
+                None if condition is None else condition.versions,
+            )
+        if stored is None:
+            raise await self.write_refused(request, condition)
+        return self.object_reply(stored)
+
+    async def delete(self, request: ApiRequest) -> Reply:
+        """Delete the object, if If-Match allows."""
+        reject_query(request)
+        condition = if_match(request.header(b"if-match"))
+        deleted = (condition is None or condition.can_match) and await self.store.delete(
+            request.executor,
+            request.principal.tenant,
+            request.object_id,
+            None if condition is None else condition.versions,
+        )
+        if not deleted:
+            raise await self.write_refused(request, condition)
+        return Reply(200, rendering.deleted(request.object_id))
+
+
+class ApiRouter:
+    """Finds the endpoint of an /api path: a collection path, or an object path and its id."""
+
+    def __init__(self, services: Services, endpoints: Iterable[ResourceEndpoint] = ()) -> None:
+        self.services = services
         self.collections: dict[str, MethodDispatch] = {}
         self.objects: dict[str, MethodDispatch] = {}
-        for path, collection, objects in dispatches:
-            self.collections[path] = collection
-            self.objects[path] = objects
+        for endpoint in endpoints:
+            self.register(endpoint)
+
+    def register(self, endpoint: ResourceEndpoint) -> None:
+        """Serve ``endpoint``'s resource at its collection path and its object paths."""
+        path = endpoint.resource.path
+        if path in self.collections:
+            raise ValueError(f"two endpoints for {path}")
+        collection = endpoint.handlers(endpoint.COLLECTION_METHODS)
+        self.collections[path] = MethodDispatch(collection, self.services)
+        objects = endpoint.handlers(endpoint.OBJECT_METHODS)
+        self.objects[path] = MethodDispatch(objects, self.services)
 
     async def __call__(self, request: ApiRequest) -> Reply:
         """Serve ``request`` (its path already has no trailing slash), or 404 route_missing."""
@@ -119,97 +249,3 @@ class ApiRouter:
                 )
             request.object_id = object_id
         return await dispatch(request)
-
-
-def resource_dispatches(
-    resource: Resource, services: Services
-) -> tuple[str, MethodDispatch, MethodDispatch]:
-    """The path of ``resource`` with the handlers of its collection and of its objects."""
-    renderer = rendering.ObjectRenderer(resource)
-    list_parser = ListQueryParser(resource)
-    store = ObjectStore(resource)
-    name = resource.title.lower()
-
-    def missing(object_id: str) -> ResourceMissing:
-        return ResourceMissing(f"No such {name}: '{object_id}'", param="id")
-
-    def object_reply(row: Row, status: int = 200, *headers: tuple[str, str]) -> Reply:
-        return Reply(status, renderer.object(row), (("etag", etag(row[2])), *headers))
-
-    async def precondition_failed(request: ApiRequest) -> APIError:
-        # The conditional write matched nothing: tell "gone" from "changed since you read it".
-        object_id = request.object_id
-        if await store.retrieve(request.executor, request.principal.scope, object_id) is None:
-            return missing(object_id)
-        return PreconditionFailed(
-            f"The {name} has changed since the version in If-Match; fetch it again.",
-            param="If-Match",
-        )
-
-    async def list_objects(request: ApiRequest) -> Reply:
-        parameters = request.query()
-        query = list_parser.parse(parameters)
-        try:
-            page = await store.list(request.executor, request.principal.scope, query)
-        except CursorNotFound as exc:
-            cursor = dict(parameters)[exc.parameter]
-            raise ParameterInvalid(
-                f"{exc.parameter} names no {name} of this account: '{cursor}'",
-                param=exc.parameter,
-            ) from None
-        return Reply(200, renderer.page(page.rows, page.total, page.has_more))
-
-    async def create_object(request: ApiRequest) -> Reply:
-        reject_query(request)
-        values = validate_fields(resource, json_object(request), partial=False)
-        row = await store.create(request.executor, request.principal.scope, values)
-        return object_reply(row, 201, ("location", f"{resource.path}/{row[0]}"))
-
-    async def retrieve_object(request: ApiRequest) -> Reply:
-        reject_query(request)
-        object_id = request.object_id
-        row = await store.retrieve(request.executor, request.principal.scope, object_id)
-        if row is None:
-            raise missing(object_id)
-        if if_none_match_hits(request.header(b"if-none-match"), row[2]):
-            return Reply(304, b"", (("etag", etag(row[2])),))
-        return object_reply(row)
-
-    async def update_object(request: ApiRequest) -> Reply:
-        reject_query(request)
-        values = validate_fields(resource, json_object(request), partial=True)
-        versions = if_match_versions(request.header(b"if-match"))
-        row = None
-        if versions != ():
-            row = await store.update(
-                request.executor, request.principal.scope, request.object_id, values, versions
-            )
-        if row is None:
-            raise (
-                missing(request.object_id)
-                if versions is None
-                else await precondition_failed(request)
-            )
-        return object_reply(row)
-
-    async def delete_object(request: ApiRequest) -> Reply:
-        reject_query(request)
-        versions = if_match_versions(request.header(b"if-match"))
-        deleted = versions != () and await store.delete(
-            request.executor, request.principal.scope, request.object_id, versions
-        )
-        if not deleted:
-            raise (
-                missing(request.object_id)
-                if versions is None
-                else await precondition_failed(request)
-            )
-        return Reply(200, rendering.deleted(request.object_id))
-
-    return (
-        resource.path,
-        MethodDispatch({"GET": list_objects, "POST": create_object}, services),
-        MethodDispatch(
-            {"GET": retrieve_object, "PATCH": update_object, "DELETE": delete_object}, services
-        ),
-    )

@@ -44,6 +44,9 @@ class DatabaseUnavailable(Exception):
 class Executor(ABC):
     """Runs statements: the database's pool, or one connection inside a transaction."""
 
+    #: ``sqlite`` or ``postgresql``: where the two need different SQL.
+    dialect: str
+
     @abstractmethod
     async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         """Run one statement and return its first row, or None."""
@@ -70,8 +73,6 @@ class Transaction(Executor):
 
 class Database(Executor):
     """A connection (pool) to one database."""
-
-    dialect: str
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
@@ -232,6 +233,8 @@ class SQLiteDatabase(Database):
 
 
 class _SQLiteTransaction(Transaction):
+    dialect = "sqlite"
+
     def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
 
@@ -278,6 +281,8 @@ def _postgres_errors() -> Iterator[None]:
 
 
 class _PostgresTransaction(Transaction):
+    dialect = "postgresql"
+
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import time
+
+from overplane.clock import now_ms
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_BITS = 96
@@ -63,7 +64,7 @@ _pool = RandomPool()
 
 def new_object_id(prefix: str) -> str:
     """A new id such as ``appointment_0Vq3…``: time-ordered lead, then 96 random bits."""
-    lead = time.time_ns() // 1_000_000
+    lead = now_ms()
     random_part = int.from_bytes(_pool.take(RANDOM_BITS // 8), "big")
     return prefix + encode_base62((lead << RANDOM_BITS) | random_part, _WIDTH)
 

@@ -54,25 +54,63 @@ def run_with_connection(sqlalchemy_url: str, work: Callable[[sa.Connection], T])
         engine.dispose()
 
 
-def alembic_config(database_url: str) -> Config:
-    """An Alembic configuration for ``database_url`` that needs no alembic.ini."""
+def _sqlite_server_default_differs(
+    context: MigrationContext,
+    inspected_column: sa.Column[object],
+    metadata_column: sa.Column[object],
+    inspected_default: str | None,
+    metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    if metadata_column.identity is not None:
+        return False
+    return None
+
+
+def server_default_comparison(dialect: str) -> bool | Callable[..., bool | None]:
+    """Alembic's ``compare_server_default`` option for ``dialect``.
+
+    ``seq`` is an identity column in the metadata; SQLite has no such thing (each insert fills
+    seq, see ``objects.py``), so there its absence is no difference. PostgreSQL compares
+    everything (Alembic's own comparison; a callable there trips over identity columns).
+    """
+    return True if dialect == "postgresql" else _sqlite_server_default_differs
+
+
+def scripts_config() -> Config:
+    """An Alembic configuration that knows the package's migrations but no database."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic configuration for ``database_url`` that needs no alembic.ini."""
+    config = scripts_config()
     config.set_main_option("sqlalchemy.url", alembic_url(database_url).replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str) -> None:
-    """Apply every migration the database does not have yet (a no-op when up to date)."""
-    command.upgrade(alembic_config(database_url), "head")
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply every migration up to ``revision`` the database does not have yet (a no-op when
+    it is there already); tests pass an older revision to make an outdated database."""
+    command.upgrade(alembic_config(database_url), revision)
 
 
-def is_current(database_url: str) -> bool:
-    """Whether the database is at the newest migration."""
-    config = alembic_config(database_url)
-    head = ScriptDirectory.from_config(config).get_current_head()
+def head_revision() -> str | None:
+    """The newest migration shipped in the package."""
+    return ScriptDirectory.from_config(scripts_config()).get_current_head()
+
+
+def current_revision(database_url: str) -> str | None:
+    """The migration the database is at; None for a database never migrated."""
 
     def current(connection: sa.Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
-    return run_with_connection(alembic_url(database_url), current) == head
+    return run_with_connection(alembic_url(database_url), current)
+
+
+def is_current(database_url: str) -> bool:
+    """Whether the database is at the newest migration."""
+    return current_revision(database_url) == head_revision()

@@ -1,5 +1,12 @@
 """The tables, as SQLAlchemy Core metadata derived from the declarations.
 
+**Ready to shard by account.** Every table that holds an account's data has ``account_id``
+leading its primary key and every unique constraint, so a distributed PostgreSQL (Citus,
+distribution column ``account_id``, tables co-located) takes the schema unchanged; the tables
+that cannot be (:data:`REFERENCE_TABLES`: accounts, and keys, which are found by their hash
+before the account is known) are small and replicated whole. docs/deployment.md, "Beyond one
+database", has the statements. ``tests/test_sharding.py`` holds the metadata to this rule.
+
 Migrations (``storage/migrations``) are written out by hand so that history never changes when a
 declaration does; ``tests/test_migrations.py`` checks that the migrated database matches this
 metadata, so the two cannot drift apart silently.
@@ -36,6 +43,9 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger(), nullable=True),
 )
 
+#: Tables without an account_id to shard by: small, read by every request, replicated whole.
+REFERENCE_TABLES = frozenset({"accounts", "api_keys"})
+
 #: PostgreSQL: a trigger on api_keys notifies this channel on every update, delete or
 #: truncate (migration 0004); server processes listening on it drop their cached key lookups.
 API_KEYS_CHANNEL = "overplane_api_keys"
@@ -53,8 +63,8 @@ COUNTER_SLOTS = 16
 object_counts = sa.Table(
     "object_counts",
     metadata,
-    sa.Column("table_name", sa.String(64), primary_key=True),
     sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(64), primary_key=True),
     sa.Column("livemode", sa.Boolean(), primary_key=True),
     sa.Column("slot", sa.SmallInteger(), primary_key=True),
     sa.Column("n", sa.BigInteger(), nullable=False),
@@ -64,8 +74,8 @@ object_counts = sa.Table(
 object_tombstones = sa.Table(
     "object_tombstones",
     metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("account_id", sa.String(64), nullable=False),
     sa.Column("livemode", sa.Boolean(), nullable=False),
     sa.Column("created_at", sa.BigInteger(), nullable=False),
     sa.Column("seq", sa.BigInteger(), nullable=False),
@@ -98,17 +108,21 @@ def time_column(field_name: str) -> str:
 def object_table(resource: Resource) -> sa.Table:
     """The table of one resource: bookkeeping columns, then one column per field.
 
-    ``seq`` is a server-side sequence that breaks ties in the list order; the list index
-    ``(account_id, livemode, created_at, seq)`` serves the list order, cursors and
+    The primary key ``(account_id, id)`` serves every by-id statement, and being unique and
+    fully matched it is the plan PostgreSQL picks whatever its statistics say (even with none,
+    as on a new table, and in a generic plan). ``seq`` breaks ties in the list order: an
+    identity column on PostgreSQL; on SQLite, where only a rowid alias counts up by itself,
+    each insert takes the last row's seq plus one (:mod:`overplane.storage.objects`). The list
+    index ``(account_id, livemode, created_at, seq)`` serves the list order, cursors and
     ``created_at`` ranges; each filterable field has an index that serves its equality filter
     in list order; every query is scoped by account and mode.
     """
     table = sa.Table(
         resource.table_name,
         metadata,
-        sa.Column("seq", Sequence64, primary_key=True, autoincrement=True),
-        sa.Column("id", sa.String(64), nullable=False, unique=True),
-        sa.Column("account_id", sa.String(64), sa.ForeignKey("accounts.id"), nullable=False),
+        sa.Column("account_id", sa.String(64), sa.ForeignKey("accounts.id"), primary_key=True),
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),

@@ -1,0 +1,120 @@
+"""The layer rules of docs/architecture.md, checked over the source so they cannot rot.
+
+- SQL lives only in ``storage/``: no other module holds a SQL statement in a string, or
+  imports a database driver or SQLAlchemy.
+- No upward imports: each layer imports only the layers listed for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "overplane"
+
+#: What each part of the package may import of the project (besides itself). The top-level
+#: modules clock, rfc3339 and settings import nothing of the project, and anyone may use them.
+BASE = {"clock", "rfc3339", "settings"}
+ALLOWED: dict[str, set[str]] = {
+    "declarations": set(),
+    "clock": set(),
+    "rfc3339": set(),
+    "settings": set(),
+    "storage": {"declarations", *BASE},
+    "auth": {"storage", *BASE},
+    "web": {"declarations", "storage", "auth", *BASE},
+    "http": {"declarations", "storage", "auth", *BASE},
+    "cli": {"declarations", "storage", "auth", "http", "web", *BASE},
+}
+#: The one module that assembles the application may also import the pages of web/.
+ASSEMBLERS = {"http/app.py": {"web"}}
+DRIVERS = {"sqlite3", "asyncpg", "sqlalchemy", "alembic", "psycopg", "psycopg2"}
+SQL = re.compile(
+    r"\b(SELECT\s.*\bFROM\b|INSERT\s+INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b"
+    r"|(CREATE|DROP|ALTER)\s+(TABLE|INDEX|TRIGGER|FUNCTION)\b|\bPRAGMA\s)",
+    re.DOTALL,
+)
+
+
+def modules() -> list[Path]:
+    """Every module of the package."""
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def layer_of(path: Path) -> str:
+    """``storage`` for storage/objects.py, ``clock`` for clock.py."""
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def imported(tree: ast.AST) -> set[str]:
+    """The dotted names of every module ``tree`` imports."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def sql_strings(tree: ast.AST) -> list[str]:
+    """String constants in ``tree`` that read like SQL statements."""
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value)
+    ]
+
+
+def test_the_rules_cover_every_part_of_the_package() -> None:
+    parts = {layer_of(path) for path in modules()} - {"__init__", "__main__"}
+    assert parts <= set(ALLOWED), f"add {parts - set(ALLOWED)} to ALLOWED"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules() if layer_of(p) != "storage"],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_sql_and_drivers_stay_in_storage(path: Path) -> None:
+    tree = ast.parse(path.read_text(), str(path))
+    drivers = {name for name in imported(tree) if name.split(".")[0] in DRIVERS}
+    assert not drivers, f"{path.name} imports {drivers}: database access belongs in storage/"
+    assert not sql_strings(tree), f"{path.name} holds SQL: move it to storage/"
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_layer_imports_one_it_may_not(path: Path) -> None:
+    layer = layer_of(path)
+    if layer in {"__init__", "__main__"}:
+        return
+    relative = str(path.relative_to(PACKAGE))
+    allowed = ALLOWED[layer] | ASSEMBLERS.get(relative, set()) | {layer}
+    tree = ast.parse(path.read_text(), str(path))
+    used = {
+        name.split(".")[1]
+        for name in imported(tree)
+        if name.startswith("overplane.") and "." in name
+    }
+    assert used <= allowed, f"{relative} imports {used - allowed}"
+
+
+def test_the_checks_see_sql_and_drivers() -> None:
+    # The detectors themselves, on a statement of each kind and on prose that is not SQL.
+    for statement in (
+        "SELECT id FROM t",
+        "INSERT INTO t (a) VALUES (?)",
+        "UPDATE t SET a = ?",
+        "DELETE FROM t WHERE id = ?",
+        "CREATE INDEX ix ON t (a)",
+    ):
+        assert sql_strings(ast.parse(repr(statement))) == [statement]
+    assert not sql_strings(ast.parse(repr("Select an item from the list, then update it.")))
+    assert imported(ast.parse("import sqlite3\nfrom asyncpg import connect")) == {
+        "sqlite3",
+        "asyncpg",
+    }
