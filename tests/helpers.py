@@ -512,6 +512,12 @@ class ServerLauncher:
         server.wait_ready()
         return server
 
+    def with_new_key(self, database_url: str, *args: str, **env: str) -> tuple[RunningServer, str]:
+        """Start ``overplane serve`` with a fresh bootstrap key (:func:`new_api_key`) and wait
+        until it answers /healthz; the server and the key."""
+        key = new_api_key()
+        return self(database_url, *args, OVERPLANE_BOOTSTRAP_KEY=key, **env), key
+
     def stop_all(self) -> None:
         """Stop every server this launcher started (SIGKILL if SIGTERM does not do it)."""
         for server in self.started:

@@ -26,7 +26,6 @@ from tests.helpers import (
     RunningServer,
     ServerLauncher,
     assert_clean_failure,
-    new_api_key,
     run_cli,
 )
 
@@ -60,8 +59,7 @@ def test_published_curl_flow_with_the_bootstrap_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """The README's promise: create, list, update and delete with a key known in advance."""
-    key = new_api_key()
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     assert "sk_test_" not in server.printed  # nothing generated: the operator chose the key
     auth = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server.base_url, headers=auth) as client:
@@ -148,8 +146,7 @@ def test_access_log_has_one_line_per_request_and_never_the_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """Access log: method, path, status, duration, request id, account id; no key."""
-    key = new_api_key()
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     ok = httpx.get(
         server.base_url + "/api/crm/appointment", headers={"Authorization": f"Bearer {key}"}
     )
@@ -189,11 +186,8 @@ def test_buffered_access_log_is_written_out_at_shutdown(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """With a long flush interval the lines wait in the buffer; SIGTERM still writes them."""
-    key = new_api_key()
-    server = start_server(
-        fresh_database_url,
-        OVERPLANE_BOOTSTRAP_KEY=key,
-        OVERPLANE_ACCESS_LOG_FLUSH_SECONDS="600",
+    server, key = start_server.with_new_key(
+        fresh_database_url, OVERPLANE_ACCESS_LOG_FLUSH_SECONDS="600"
     )
     with server.client(key) as client:
         ids = [client.get("/api/accounts/party-link").headers["request-id"] for _ in range(3)]

@@ -153,8 +153,7 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
     acknowledged (an object whose last update got no response holds either value), both
     fields of every object are equal (nothing half-written), and the total equals the objects
     created with a 2xx plus at most the creates that got no response."""
-    key = new_api_key()
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     logs = [WriterLog(resource) for resource in RESOURCES for _ in range(WRITERS_PER_RESOURCE)]
     clients = [server.client(key, timeout=10) for _ in logs]
     try:
@@ -330,10 +329,7 @@ def test_sigterm_drains_the_request_in_flight(
     """SIGTERM while a request's body is still arriving: the server stops accepting new
     connections, lets that request finish (201), then exits with status 0 and no longer
     listens; on either HTTP server ``serve`` offers."""
-    key = new_api_key()
-    server = start_server(
-        fresh_database_url, "--http-server", http_server, OVERPLANE_BOOTSTRAP_KEY=key
-    )
+    server, key = start_server.with_new_key(fresh_database_url, "--http-server", http_server)
     resource = RESOURCES[-1]
     body = json.dumps(valid_body(resource)).encode()
     chunks = [body[i : i + len(body) // 4 + 1] for i in range(0, len(body), len(body) // 4 + 1)]
@@ -505,10 +501,7 @@ def outage(
     """The private cluster running, a server on it (2 s database timeout) and its client."""
     if not cluster.running:
         cluster.start()
-    key = new_api_key()
-    server = start_server(
-        cluster.url, OVERPLANE_BOOTSTRAP_KEY=key, OVERPLANE_DB_TIMEOUT_SECONDS="2"
-    )
+    server, key = start_server.with_new_key(cluster.url, OVERPLANE_DB_TIMEOUT_SECONDS="2")
     with server.client(key) as client:
         yield cluster, server, client
     assert server.process.poll() is None, "the same process all along, never restarted"
@@ -591,10 +584,8 @@ def test_requests_queued_for_a_frozen_database_all_get_a_prompt_503(
     that came later than the timeout is given up."""
     if not cluster.running:
         cluster.start()
-    key = new_api_key()
-    server = start_server(
+    server, key = start_server.with_new_key(
         cluster.url,
-        OVERPLANE_BOOTSTRAP_KEY=key,
         OVERPLANE_DB_TIMEOUT_SECONDS="2",
         OVERPLANE_PG_POOL_MIN_SIZE="1",
         OVERPLANE_PG_POOL_MAX_SIZE="1",

@@ -59,11 +59,6 @@ def seconds_until_refused(
     return time.monotonic() - started
 
 
-def start(start_server: ServerLauncher, database_url: str, **env: str) -> tuple[RunningServer, str]:
-    key = new_api_key()
-    return start_server(database_url, OVERPLANE_BOOTSTRAP_KEY=key, **env), key
-
-
 def key_watchers(database_url: str) -> int:
     """Key-watch connections open on the server's PostgreSQL database."""
     rows = sql(
@@ -80,7 +75,7 @@ def test_a_key_revoked_by_plain_sql_is_refused(
 ) -> None:
     """A key the server has just accepted (and may cache) is refused right after an UPDATE
     from another connection: at once on SQLite, within milliseconds on PostgreSQL."""
-    server, key = start(start_server, fresh_database_url)
+    server, key = start_server.with_new_key(fresh_database_url)
     for _ in range(3):  # warm any cache
         assert status(server, key) == 200
     revoke_all_by_sql(fresh_database_url)
@@ -99,7 +94,7 @@ def test_postgres_caches_keys_only_while_it_hears_revocations(
     resumes. (SQLite: test_sqlite_caches_keys_and_forgets_them_on_any_write.)"""
     if fresh_database_url.startswith("sqlite"):
         return
-    server, key = start(start_server, fresh_database_url)
+    server, key = start_server.with_new_key(fresh_database_url)
     assert status(server, key) == 200
     sql(fresh_database_url, "ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
     try:
@@ -179,7 +174,7 @@ def test_key_cache_can_be_switched_off(
     """OVERPLANE_KEY_CACHE=false: on PostgreSQL no listening connection, every key looked up.
     (SQLite: test_sqlite_caches_keys_and_forgets_them_on_any_write.)"""
     assert Settings().key_cache  # on by default
-    server, key = start(start_server, fresh_database_url, OVERPLANE_KEY_CACHE="false")
+    server, key = start_server.with_new_key(fresh_database_url, OVERPLANE_KEY_CACHE="false")
     assert status(server, key) == 200
     if fresh_database_url.startswith("sqlite"):
         return

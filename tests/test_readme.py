@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerLauncher, new_api_key
+from tests.helpers import ServerLauncher
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["README.md", "docs/api.md"]
@@ -144,8 +144,7 @@ def test_the_pages_shell_examples_run_as_pasted(
 ) -> None:
     """Every runnable block, in order, in one shell, against a real server."""
     assert (ROOT / ".venv/bin/overplane").exists(), "the README's commands use .venv/bin"
-    key = new_api_key()
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     script = "\n".join(
         [
             "set -euo pipefail",
