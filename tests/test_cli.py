@@ -13,6 +13,8 @@ import json
 import re
 import signal
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,7 +210,7 @@ def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: st
 
     older = "0003"
     assert older != migrate.head_revision()
-    migrate.upgrade(fresh_database_url, older)
+    migrate.upgrade(fresh_database_url, revision=older)
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
     assert_clean_failure(result, "overplane migrate")
     assert migrate.current_revision(fresh_database_url) == older
@@ -231,9 +233,11 @@ def test_serve_migrates_once_or_never(
     real_upgrade = migrate.upgrade
     upgraded: list[str] = []
 
-    def counting_upgrade(database_url: str, revision: str = "head") -> None:
+    def counting_upgrade(
+        database_url: str, extra_versions: Sequence[Path] = (), *, revision: str = "head"
+    ) -> None:
         upgraded.append(database_url)
-        real_upgrade(database_url, revision)
+        real_upgrade(database_url, extra_versions, revision=revision)
 
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(migrate, "upgrade", counting_upgrade)

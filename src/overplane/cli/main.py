@@ -24,6 +24,7 @@ from rich.table import Table
 
 from overplane import __version__
 from overplane.auth import keys
+from overplane.cli.migrations import migrations_app
 from overplane.settings import Settings, SettingsError, redacted
 from overplane.storage import migrate as migrations
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
@@ -35,6 +36,7 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage secret API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(migrations_app, name="migrations")
 
 err = Console(stderr=True)
 

@@ -7,6 +7,7 @@ derived from one :class:`Resource`. This module imports nothing of the project.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -100,3 +101,28 @@ class Resource:
             "updated_at": "2024-01-15T09:30:00.000Z",
         }
         return values | {f.name: f.example for f in self.fields}
+
+
+def check_unique(resources: tuple[Resource, ...]) -> None:
+    """Raise ValueError if two resources share a name, a path, an id prefix or a table.
+
+    Each of these must name one resource: a route, an id or a table shared by two resources
+    would silently serve, parse or store the wrong one.
+    """
+    keys: dict[str, Callable[[Resource], str]] = {
+        "name": lambda r: f"{r.module}/{r.name}",
+        "path": lambda r: r.path,
+        "id prefix": lambda r: r.id_prefix,
+        "table name": lambda r: r.table_name,
+    }
+    for what, key in keys.items():
+        seen: dict[str, Resource] = {}
+        for resource in resources:
+            value = key(resource)
+            if value in seen:
+                first = seen[value]
+                raise ValueError(
+                    f"resources {first.module}/{first.name} and {resource.module}/{resource.name} "
+                    f"share the {what} {value!r}"
+                )
+            seen[value] = resource

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,9 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from overplane.declarations import EXTRA
 from overplane.storage.database import is_postgres, sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: Where the shipped migrations live, and where ``overplane migrations new`` writes by default.
+VERSIONS = MIGRATIONS / "versions"
 T = TypeVar("T")
 
 
@@ -77,24 +81,40 @@ def server_default_comparison(dialect: str) -> bool | Callable[..., bool | None]
     return True if dialect == "postgresql" else _sqlite_server_default_differs
 
 
-def scripts_config() -> Config:
-    """An Alembic configuration that knows the package's migrations but no database."""
+def version_directories(extra: Sequence[Path] = ()) -> list[Path]:
+    """The directories Alembic reads migrations from.
+
+    The shipped ones, those of the modules named by ``OVERPLANE_EXTRA_RESOURCES``, then
+    ``extra`` (``overplane migrations new --directory``).
+    """
+    directories = [VERSIONS, *EXTRA.migrations, *extra]
+    return list(dict.fromkeys(Path(d).resolve() for d in directories))
+
+
+def scripts_config(extra_versions: Sequence[Path] = ()) -> Config:
+    """An Alembic configuration that knows the migrations (of every directory
+    :func:`version_directories` names) but no database."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    locations = os.pathsep.join(str(d) for d in version_directories(extra_versions))
+    config.set_main_option("version_locations", locations.replace("%", "%%"))
     return config
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, extra_versions: Sequence[Path] = ()) -> Config:
     """An Alembic configuration for ``database_url`` that needs no alembic.ini."""
-    config = scripts_config()
+    config = scripts_config(extra_versions)
     config.set_main_option("sqlalchemy.url", alembic_url(database_url).replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(
+    database_url: str, extra_versions: Sequence[Path] = (), *, revision: str = "head"
+) -> None:
     """Apply every migration up to ``revision`` the database does not have yet (a no-op when
     it is there already); tests pass an older revision to make an outdated database."""
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(database_url, extra_versions), revision)
 
 
 def head_revision() -> str | None:

@@ -7,9 +7,10 @@ that cannot be (:data:`REFERENCE_TABLES`: accounts, and keys, which are found by
 before the account is known) are small and replicated whole. docs/deployment.md, "Beyond one
 database", has the statements. ``tests/test_sharding.py`` holds the metadata to this rule.
 
-Migrations (``storage/migrations``) are written out by hand so that history never changes when a
-declaration does; ``tests/test_migrations.py`` checks that the migrated database matches this
-metadata, so the two cannot drift apart silently.
+Migrations (``storage/migrations``) are written out, with literal values, by ``overplane
+migrations new`` (``storage/migration_writer.py`` compares the migrated schema with this metadata),
+so history never changes when a declaration does; ``tests/test_migrations.py`` checks that the
+migrated database matches this metadata, so the two cannot drift apart silently.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def time_column(field_name: str) -> str:
     return f"{field_name}__us"
 
 
-def object_table(resource: Resource) -> sa.Table:
+def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table:
     """The table of one resource: bookkeeping columns, then one column per field.
 
     The primary key ``(account_id, id)`` serves every by-id statement, and being unique and
@@ -115,11 +116,12 @@ def object_table(resource: Resource) -> sa.Table:
     each insert takes the last row's seq plus one (:mod:`overplane.storage.objects`). The list
     index ``(account_id, livemode, created_at, seq)`` serves the list order, cursors and
     ``created_at`` ranges; each filterable field has an index that serves its equality filter
-    in list order; every query is scoped by account and mode.
+    in list order; every query is scoped by account and mode. (``target``: another metadata, for
+    tests that compare a changed declaration.)
     """
     table = sa.Table(
         resource.table_name,
-        metadata,
+        target,
         sa.Column("account_id", sa.String(64), sa.ForeignKey("accounts.id"), primary_key=True),
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("seq", Sequence64, sa.Identity(), nullable=False),

@@ -2,9 +2,10 @@
 
 They run inside the transaction of every insert and delete, whoever writes (any server
 process, a bulk loader, a migration), so the counters cannot drift: a crash rolls the counter
-back with the write it counted. The migration that creates an object table calls
-:func:`create_object_triggers` for it. (``TRUNCATE`` bypasses triggers: do not truncate an
-object table outside a test.)
+back with the write it counted. Migrations do not import this module: ``overplane migrations
+new`` (storage/migration_writer.py) copies the statements below into the migration it writes,
+as literals for both dialects. (``TRUNCATE`` bypasses triggers: do not truncate an object table
+outside a test.)
 
 Bulk loads must come in transactions of moderate size (say 10,000 rows): within one
 transaction every row's counter update lengthens the same counter rows' version chains, so on
@@ -13,8 +14,6 @@ API writes are one row per transaction and never meet this.
 """
 
 from __future__ import annotations
-
-from alembic import op
 
 from overplane.storage.schema import COUNTER_SLOTS
 
@@ -81,15 +80,3 @@ def drop_statements(table: str, dialect: str) -> list[str]:
     if dialect == "postgresql":
         return [f"DROP TRIGGER IF EXISTS {table}_written ON {table}"]
     return [f"DROP TRIGGER IF EXISTS {table}_inserted", f"DROP TRIGGER IF EXISTS {table}_deleted"]
-
-
-def create_object_triggers(table: str) -> None:
-    """Create the triggers of one object table (in a migration)."""
-    for statement in create_statements(table, op.get_bind().dialect.name):
-        op.execute(statement)
-
-
-def drop_object_triggers(table: str) -> None:
-    """Drop the triggers of one object table (in a migration)."""
-    for statement in drop_statements(table, op.get_bind().dialect.name):
-        op.execute(statement)

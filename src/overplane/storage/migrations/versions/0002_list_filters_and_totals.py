@@ -10,13 +10,12 @@ Revises: 0001
 Create Date: 2026-11-22
 """
 
+import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from alembic import op
-
-from overplane.rfc3339 import parse_ns
-from overplane.storage.triggers import create_object_triggers, drop_object_triggers
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -39,6 +38,99 @@ FILTERABLE = {
         "party",
     ],
 }
+
+# Frozen copies of what this migration used from live code when it was written (RFC 3339
+# parsing, the trigger DDL), so that history does not change when live code does.
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_ns(value: str) -> int | None:
+    """Nanoseconds since the epoch for an RFC 3339 date-time, or None (as rfc3339.parse_ns)."""
+    match = _DATE_TIME.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction, zulu, sign, offset_hours, offset_minutes = match.groups()[6:]
+    try:
+        if zulu:
+            zone = UTC
+        else:
+            offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+            zone = timezone(-offset if sign == "-" else offset)
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError:
+        return None
+    whole = moment - _EPOCH
+    seconds = whole.days * 86_400 + whole.seconds
+    return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
+
+
+POSTGRES_FUNCTION = """
+CREATE OR REPLACE FUNCTION overplane_object_written() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
+        VALUES (TG_TABLE_NAME, NEW.account_id, NEW.livemode, floor(random() * 16)::int, 1)
+        ON CONFLICT (table_name, account_id, livemode, slot)
+        DO UPDATE SET n = object_counts.n + 1;
+        RETURN NEW;
+    END IF;
+    INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
+    VALUES (TG_TABLE_NAME, OLD.account_id, OLD.livemode, floor(random() * 16)::int, -1)
+    ON CONFLICT (table_name, account_id, livemode, slot)
+    DO UPDATE SET n = object_counts.n - 1;
+    INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)
+    VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq,
+            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+    RETURN OLD;
+END
+$$
+"""
+
+SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+
+def _create_trigger_statements(table: str, dialect: str) -> list[str]:
+    if dialect == "postgresql":
+        return [
+            POSTGRES_FUNCTION,
+            f"CREATE TRIGGER {table}_written AFTER INSERT OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION overplane_object_written()",
+        ]
+    upsert = (
+        "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
+        "VALUES ('{table}', {row}.account_id, {row}.livemode, 0, {delta}) "
+        "ON CONFLICT (table_name, account_id, livemode, slot) DO UPDATE SET n = n + {delta};"
+    )
+    return [
+        f"CREATE TRIGGER {table}_inserted AFTER INSERT ON {table} BEGIN "
+        + upsert.format(table=table, row="NEW", delta=1)
+        + " END",
+        f"CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} BEGIN "
+        + upsert.format(table=table, row="OLD", delta=-1)
+        + " INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)"
+        f" VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq, {SQLITE_NOW_MS});"
+        " END",
+    ]
+
+
+def create_object_triggers(table: str) -> None:
+    for statement in _create_trigger_statements(table, op.get_bind().dialect.name):
+        op.execute(statement)
+
+
+def drop_object_triggers(table: str) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_written ON {table}")
+    else:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_inserted")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_deleted")
 
 
 def _backfill_scheduled_time() -> None:

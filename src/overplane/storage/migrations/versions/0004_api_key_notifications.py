@@ -13,12 +13,13 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from overplane.storage.schema import API_KEYS_CHANNEL
-
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+#: The channel server processes listen on (a literal: history does not follow live code).
+API_KEYS_CHANNEL = "overplane_api_keys"
 
 
 def upgrade() -> None:
