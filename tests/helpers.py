@@ -15,7 +15,7 @@ would need lives here, once. Tests import it as ``from tests.helpers import ...`
   does not reach it (the launcher stops every server it started at the end of the test).
 - :func:`sql` and :func:`sql_transaction`: statements run on a database URL of either backend
   with a connection of their own, bypassing the application, as an operator or another program
-  would.
+  would; :func:`on_database` does the same with a SQLAlchemy connection, for schema work.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from overplane.auth import keys
@@ -48,6 +49,8 @@ from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import open_database, sqlite_path
+
+T = TypeVar("T")
 
 #: The header a replayed response carries (docs/api.md, "Safe retries").
 REPLAYED = "idempotent-replayed"
@@ -340,6 +343,21 @@ def sql_transaction(database_url: str, statements: Sequence[Statement], *, commi
     """Run ``statements`` (``?`` placeholders) in one transaction on the database at
     ``database_url``, bypassing the application, then commit it or roll it back."""
     _run_sql(database_url, statements, commit=commit)
+
+
+def on_database(database_url: str, work: Callable[[sa.Connection], T]) -> T:
+    """Run ``work`` on a SQLAlchemy connection of its own to ``database_url`` (asyncpg for
+    PostgreSQL), bypassing the application; what it returns."""
+    return migrate.run_with_connection(migrate.alembic_url(database_url), work)
+
+
+def index_names(connection: sa.Connection) -> set[str]:
+    """The names of every index in the connected database (its current schema)."""
+    if connection.dialect.name == "sqlite":
+        statement = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:
+        statement = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    return {str(row[0]) for row in connection.execute(sa.text(statement))}
 
 
 def account_id(database_url: str, name: str) -> str:

@@ -4,15 +4,15 @@ normalised ``scheduled_time`` of rows written before it.
 
 Every test here runs on each backend through the session's migrated ``database_url`` (except the
 SQLite file tests, which use a fresh file, and the backfill test, which migrates a fresh database
-of either backend step by step). ``migrate.run_with_connection`` starts its own event loop for
-PostgreSQL, so these tests are plain synchronous functions.
+of either backend step by step). ``on_database`` (``migrate.run_with_connection``) starts its
+own event loop for PostgreSQL, so these tests are plain synchronous functions.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,16 +27,16 @@ from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.schema import metadata
-from tests.helpers import count_and_counter, in_process, sql, valid_body
-
-T = TypeVar("T")
+from tests.helpers import (
+    count_and_counter,
+    in_process,
+    index_names,
+    on_database,
+    sql,
+    valid_body,
+)
 
 LIST_INDEX_COLUMNS = ["account_id", "livemode", "created_at", "seq"]
-
-
-def on_database(database_url: str, work: Callable[[sa.Connection], T]) -> T:
-    """Run ``work`` on a connection to ``database_url`` (asyncpg for PostgreSQL)."""
-    return migrate.run_with_connection(migrate.alembic_url(database_url), work)
 
 
 def differences(target: sa.MetaData) -> Callable[[sa.Connection], list[Any]]:
@@ -209,14 +209,7 @@ def test_every_declared_index_exists(database_url: str) -> None:
     """
     declared = {index.name for table in metadata.tables.values() for index in table.indexes}
 
-    def existing(connection: sa.Connection) -> set[str]:
-        if connection.dialect.name == "sqlite":
-            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
-        else:
-            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-        return {str(row[0]) for row in connection.execute(sa.text(sql))}
-
-    assert declared - on_database(database_url, existing) == set()
+    assert declared - on_database(database_url, index_names) == set()
 
 
 # --- migration 0002 on a database with rows --------------------------------------------------
