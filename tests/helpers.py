@@ -48,7 +48,7 @@ from overplane.declarations import Field, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
-from overplane.storage.database import open_database, sqlite_path
+from overplane.storage.database import is_postgres, open_database, sqlite_path
 
 T = TypeVar("T")
 
@@ -265,11 +265,6 @@ def assert_replay_of(replay: httpx.Response, first: httpx.Response) -> None:
 
 #: One statement (``?`` placeholders on both backends) and its arguments.
 Statement = tuple[str, Sequence[Any]]
-
-
-def is_postgres(database_url: str) -> bool:
-    """Whether ``database_url`` is a PostgreSQL URL (else it is SQLite)."""
-    return database_url.startswith(("postgresql://", "postgres://"))
 
 
 def with_database_name(url: str, name: str) -> str:
