@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
-import secrets
 import signal
 import time
 from collections.abc import Sequence
@@ -25,7 +24,12 @@ from typer.testing import CliRunner
 
 from overplane.cli import main as cli
 from overplane.storage import migrate
-from servers import RunningServer, ServerLauncher, run_cli
+from tests.helpers import (
+    RunningServer,
+    ServerLauncher,
+    assert_clean_failure,
+    run_cli,
+)
 
 APPOINTMENT_CURL_BODY = (
     '{"customer_name":"customer_name_example","scheduled_time":"scheduled_time_example",'
@@ -33,6 +37,7 @@ APPOINTMENT_CURL_BODY = (
 )
 
 
+@pytest.mark.slow
 def test_new_installation_prints_a_working_key_once(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -51,12 +56,12 @@ def test_new_installation_prints_a_working_key_once(
     assert httpx.get(again.base_url + "/api/crm/appointment", headers=auth).status_code == 200
 
 
+@pytest.mark.slow
 def test_published_curl_flow_with_the_bootstrap_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """The README's promise: create, list, update and delete with a key known in advance."""
-    key = "sk_test_" + secrets.token_hex(16)
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     assert "sk_test_" not in server.printed  # nothing generated: the operator chose the key
     auth = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server.base_url, headers=auth) as client:
@@ -84,14 +89,14 @@ def test_published_curl_flow_with_the_bootstrap_key(
         assert client.get(f"/api/crm/appointment/{appointment['id']}").status_code == 404
 
 
+@pytest.mark.slow
 def test_bad_bootstrap_key_refuses_to_start(fresh_database_url: str) -> None:
     """A malformed OVERPLANE_BOOTSTRAP_KEY is a clear start-up error, not a silent default."""
     result = run_cli(fresh_database_url, "serve", OVERPLANE_BOOTSTRAP_KEY="not-a-key")
-    assert result.returncode == 1
-    assert "OVERPLANE_BOOTSTRAP_KEY" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_clean_failure(result, "OVERPLANE_BOOTSTRAP_KEY")
 
 
+@pytest.mark.slow
 def test_key_management_against_a_running_server(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -138,12 +143,12 @@ def access_lines(server: RunningServer) -> dict[str, dict[str, object]]:
     return {line["request_id"]: line for line in lines}
 
 
+@pytest.mark.slow
 def test_access_log_has_one_line_per_request_and_never_the_key(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """Access log: method, path, status, duration, request id, account id; no key."""
-    key = "sk_test_" + secrets.token_hex(16)
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     ok = httpx.get(
         server.base_url + "/api/crm/appointment", headers={"Authorization": f"Bearer {key}"}
     )
@@ -178,15 +183,13 @@ def test_access_log_has_one_line_per_request_and_never_the_key(
     assert key[8:] not in server.log()
 
 
+@pytest.mark.slow
 def test_buffered_access_log_is_written_out_at_shutdown(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """With a long flush interval the lines wait in the buffer; SIGTERM still writes them."""
-    key = "sk_test_" + secrets.token_hex(16)
-    server = start_server(
-        fresh_database_url,
-        OVERPLANE_BOOTSTRAP_KEY=key,
-        OVERPLANE_ACCESS_LOG_FLUSH_SECONDS="600",
+    server, key = start_server.with_new_key(
+        fresh_database_url, OVERPLANE_ACCESS_LOG_FLUSH_SECONDS="600"
     )
     with server.client(key) as client:
         ids = [client.get("/api/accounts/party-link").headers["request-id"] for _ in range(3)]
@@ -196,22 +199,20 @@ def test_buffered_access_log_is_written_out_at_shutdown(
     assert set(ids) <= access_lines(server).keys()
 
 
+@pytest.mark.slow
 def test_serve_without_migrate_refuses_an_outdated_schema(fresh_database_url: str) -> None:
     """``serve --no-migrate`` names the command to run instead of serving a wrong schema, and
     leaves the schema as it found it: an empty database stays unmigrated, one at an older
     revision stays there, until ``overplane migrate`` upgrades it."""
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
-    assert result.returncode == 1
-    assert "overplane migrate" in result.stderr
+    assert_clean_failure(result, "overplane migrate")
     assert migrate.current_revision(fresh_database_url) is None
 
     older = "0003"
     assert older != migrate.head_revision()
     migrate.upgrade(fresh_database_url, revision=older)
     result = run_cli(fresh_database_url, "serve", "--no-migrate")
-    assert result.returncode == 1
-    assert "overplane migrate" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_clean_failure(result, "overplane migrate")
     assert migrate.current_revision(fresh_database_url) == older
 
     migrated = run_cli(fresh_database_url, "migrate")

@@ -21,20 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import Caller, Server, valid_body
 from overplane.declarations import Resource
-from servers import RunningServer, ServerLauncher
+from tests.helpers import Caller, RunningServer, Server, ServerLauncher, field_pair, valid_body
 
 STRONG_ETAG = re.compile(r'^"[0-9]+"$')
 IF_MATCH_ROUNDS = 25
 WRITERS = 4
 PATCHES_PER_WRITER = 25
-
-
-def field_pair(resource: Resource) -> tuple[str, str]:
-    """Two optional fields, which the races set to one value per write."""
-    names = [f.name for f in resource.fields if not f.required]
-    return names[0], names[1]
 
 
 def version(response: httpx.Response) -> int:
@@ -150,6 +143,7 @@ def test_if_match_on_a_missing_object_is_404(api: Caller, resource: Resource) ->
                 assert response.json()["error"]["code"] == "resource_missing"
 
 
+@pytest.mark.slow
 def test_two_writers_with_the_same_if_match_one_wins(
     served: RunningServer, server: Server, resource: Resource
 ) -> None:
@@ -194,6 +188,7 @@ def test_two_writers_with_the_same_if_match_one_wins(
             client.close()
 
 
+@pytest.mark.slow
 def test_concurrent_patches_are_atomic_and_the_last_one_wins(
     served: RunningServer, server: Server, resource: Resource
 ) -> None:

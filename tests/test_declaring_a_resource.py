@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 
 from overplane.declarations.extra import ENV
@@ -78,6 +79,7 @@ def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow  # a whole pytest run of the contract tests, in a subprocess
 def test_a_declaration_and_one_command_make_a_served_resource(tmp_path: Path) -> None:
     """Step 1: the declaration. Step 2: ``overplane migrations new``. Then the contract holds."""
     (tmp_path / f"{MODULE}.py").write_text(DECLARATION)

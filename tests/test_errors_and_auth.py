@@ -5,69 +5,31 @@ isolation of accounts and modes, and the endpoints served without a key.
 from __future__ import annotations
 
 import base64
-import re
-import sqlite3
 import time
-from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import Caller, Server, valid_body
 from overplane.auth import keys
 from overplane.declarations import PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.ids import new_random_token
+from tests.helpers import (
+    REQUEST_ID,
+    Caller,
+    Server,
+    assert_error,
+    in_process,
+    object_path,
+    sql,
+    valid_body,
+)
 
-REQUEST_ID = re.compile(r"^req_[0-9A-Za-z]+$")
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    500: "api_error",
-    503: "api_error",
-}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "OPTIONS", "TRACE", "DELETE")
-
-
-def check_error(
-    response: httpx.Response, status: int, code: str, param: str | None = None
-) -> dict[str, Any]:
-    """Check that ``response`` is the contract's error JSON with this status, code and param."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    expected_keys = {"type", "code", "message", "request_id"} | ({"param"} if param else set())
-    assert set(error) == expected_keys, error
-    assert error["type"] == ERROR_TYPES[status], error
-    assert error["code"] == code, error
-    assert error.get("param") == param, error
-    assert isinstance(error["message"], str)
-    assert error["message"].strip()
-    assert REQUEST_ID.match(error["request_id"]), error
-    assert response.headers["request-id"] == error["request_id"]
-    return error
-
-
-def create(api: Caller, resource: Resource) -> dict[str, Any]:
-    """Create an object of ``resource`` and return it."""
-    response = api.post(resource.path, json=valid_body(resource))
-    assert response.status_code == 201, response.text
-    obj: dict[str, Any] = response.json()
-    return obj
-
-
-def object_path(resource: Resource, object_id: str) -> str:
-    return f"{resource.path}/{object_id}"
 
 
 def allow_set(response: httpx.Response) -> set[str]:
@@ -79,28 +41,28 @@ def allow_set(response: httpx.Response) -> set[str]:
 
 def test_every_error_has_the_contract_shape(api: Caller, resource: Resource) -> None:
     """Errors of every layer are {"error": {type, code, message, param?, request_id}}."""
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     field = resource.required_fields[0].name
     no_key = api.client
-    check_error(api.get(resource.path, params={"limit": "0"}), 400, "parameter_invalid", "limit")
+    assert_error(api.get(resource.path, params={"limit": "0"}), 400, "parameter_invalid", "limit")
     body: dict[str, object] = {**valid_body(resource), field: 1}
-    check_error(api.post(resource.path, json=body), 400, "parameter_invalid", field)
-    check_error(api.post(resource.path, json={"nope": "x"}), 400, "parameter_unknown", "nope")
-    check_error(api.post(resource.path, json={}), 400, "parameter_missing", field)
-    check_error(
+    assert_error(api.post(resource.path, json=body), 400, "parameter_invalid", field)
+    assert_error(api.post(resource.path, json={"nope": "x"}), 400, "parameter_unknown", "nope")
+    assert_error(api.post(resource.path, json={}), 400, "parameter_missing", field)
+    assert_error(
         api.post(resource.path, content=b"[", headers={"Content-Type": "application/json"}),
         400,
         "body_invalid",
     )
-    check_error(no_key.get(resource.path), 401, "api_key_missing")
-    check_error(
+    assert_error(no_key.get(resource.path), 401, "api_key_missing")
+    assert_error(
         no_key.get(resource.path, headers={"Authorization": "Bearer nope"}), 401, "api_key_invalid"
     )
-    check_error(api.get(path[:-3] + "zzz"), 404, "resource_missing", "id")
-    check_error(api.get("/api/no/such/route"), 404, "route_missing")
-    check_error(api.request("PUT", path), 405, "method_not_allowed")
-    check_error(
+    assert_error(api.get(path[:-3] + "zzz"), 404, "resource_missing", "id")
+    assert_error(api.get("/api/no/such/route"), 404, "route_missing")
+    assert_error(api.request("PUT", path), 405, "method_not_allowed")
+    assert_error(
         api.post(
             resource.path,
             content=b" " * 1_048_577,
@@ -109,7 +71,7 @@ def test_every_error_has_the_contract_shape(api: Caller, resource: Resource) -> 
         413,
         "body_too_large",
     )
-    check_error(
+    assert_error(
         api.post(resource.path, content=b"{}", headers={"Content-Type": "text/plain"}),
         415,
         "content_type_unsupported",
@@ -158,7 +120,7 @@ def test_missing_key_is_401_with_www_authenticate(server: Server, resource: Reso
     """No Authorization header: 401 api_key_missing with WWW-Authenticate: Bearer."""
     for method, path in (("GET", resource.path), ("POST", resource.path)):
         response = server.client.request(method, path, json=valid_body(resource))
-        check_error(response, 401, "api_key_missing")
+        assert_error(response, 401, "api_key_missing")
         assert response.headers["www-authenticate"].split()[0] == "Bearer"
 
 
@@ -195,7 +157,7 @@ def test_invalid_keys_are_401_and_never_echoed(server: Server, resource: Resourc
     for name, authorization in _invalid_authorizations(api.key).items():
         response = server.client.get(resource.path, headers={"Authorization": authorization})
         assert response.status_code == 401, (name, response.text)
-        check_error(response, 401, "api_key_invalid")
+        assert_error(response, 401, "api_key_invalid")
         assert response.headers["www-authenticate"].split()[0] == "Bearer", name
         for part in authorization.split():
             if len(part) > 12:  # every key-like part; not the scheme name
@@ -218,13 +180,13 @@ def test_revoked_key_is_401(server: Server, resource: Resource) -> None:
     """A revoked key authenticates nothing; another key of the same account still works."""
     name = server.new_account()
     info, secret = server.run(keys.create_key, server.app.db, name, "test")
-    revoked = Caller(server.client, secret, name)
+    revoked = server.caller(secret, name)
     other = server.new_caller(account_name=name)
-    obj = create(revoked, resource)
+    obj = revoked.create(resource)
     server.run(keys.revoke_key, server.app.db, info.id)
-    check_error(revoked.get(resource.path), 401, "api_key_invalid")
-    check_error(revoked.get(object_path(resource, obj["id"])), 401, "api_key_invalid")
-    check_error(revoked.post(resource.path, json=valid_body(resource)), 401, "api_key_invalid")
+    assert_error(revoked.get(resource.path), 401, "api_key_invalid")
+    assert_error(revoked.get(object_path(resource, obj["id"])), 401, "api_key_invalid")
+    assert_error(revoked.post(resource.path, json=valid_body(resource)), 401, "api_key_invalid")
     assert other.get(object_path(resource, obj["id"])).json() == obj
     assert other.get(resource.path).json()["total"] == 1
 
@@ -232,7 +194,7 @@ def test_revoked_key_is_401(server: Server, resource: Resource) -> None:
 def test_authentication_comes_before_routing(server: Server, resource: Resource) -> None:
     """Without a valid key, nothing is learned: unknown routes, 405s, bad bodies are all 401."""
     owner = server.new_caller()
-    obj = create(owner, resource)
+    obj = owner.create(resource)
     path = object_path(resource, obj["id"])
     requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/api/no/such/route", {}),
@@ -267,7 +229,7 @@ def test_authentication_comes_before_routing(server: Server, resource: Resource)
             options = {k: v for k, v in kwargs.items() if k != "headers"}
             response = server.client.request(method, target, headers=headers, **options)
             assert response.status_code == 401, (method, target, response.text)
-            check_error(response, 401, code)
+            assert_error(response, 401, code)
             assert "allow" not in response.headers, (method, target)
     assert owner.get(path).json() == obj
 
@@ -296,7 +258,7 @@ def test_authentication_comes_before_routing(server: Server, resource: Resource)
 def test_unknown_route_is_404_route_missing(api: Caller, target: str) -> None:
     """A path that is not a route is 404 route_missing (with a valid key on /api paths)."""
     for method in ("GET", "POST", "DELETE"):
-        check_error(api.request(method, target, json={}), 404, "route_missing")
+        assert_error(api.request(method, target, json={}), 404, "route_missing")
 
 
 def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Resource) -> None:
@@ -304,13 +266,13 @@ def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Re
     for suffix in (None, "", "/"):
         path = resource.path
         if suffix is not None:
-            path = object_path(resource, create(api, resource)["id"]) + suffix
+            path = object_path(resource, api.create(resource)["id"]) + suffix
         served: set[str] = set()
         allow_headers: list[set[str]] = []
         for method in METHODS:  # DELETE last: it removes the object
             response = api.request(method, path, json=valid_body(resource))
             if response.status_code == 405:
-                check_error(response, 405, "method_not_allowed")
+                assert_error(response, 405, "method_not_allowed")
                 allow_headers.append(allow_set(response))
             else:
                 assert response.status_code < 400, (method, path, response.text)
@@ -322,15 +284,15 @@ def test_405_allow_lists_exactly_the_supported_methods(api: Caller, resource: Re
 
 def test_405_on_object_and_collection_paths(api: Caller, resource: Resource) -> None:
     """PUT and POST on an object path, PATCH, PUT and DELETE on a collection path are 405."""
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     for method in ("PUT", "POST"):
         response = api.request(method, path, json=valid_body(resource))
-        check_error(response, 405, "method_not_allowed")
+        assert_error(response, 405, "method_not_allowed")
         assert allow_set(response) == {"GET", "HEAD", "PATCH", "DELETE"}
     for method in ("PATCH", "PUT", "DELETE"):
         response = api.request(method, resource.path, json=valid_body(resource))
-        check_error(response, 405, "method_not_allowed")
+        assert_error(response, 405, "method_not_allowed")
         assert allow_set(response) == {"GET", "HEAD", "POST"}
     assert api.get(path).json() == obj
     assert api.get(resource.path).json()["total"] == 1
@@ -340,7 +302,7 @@ def test_405_outside_the_api(server: Server) -> None:
     """Non-API endpoints answer a wrong method with the same JSON 405 and Allow."""
     for target in ("/healthz", "/readyz", "/openapi.json"):
         response = server.client.post(target)
-        check_error(response, 405, "method_not_allowed")
+        assert_error(response, 405, "method_not_allowed")
         assert allow_set(response) == {"GET", "HEAD"}
 
 
@@ -355,9 +317,9 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
     b_test = server.new_caller()
     b_live = server.new_caller(mode="live", account_name=b_test.account_name)
     owned = {
-        "a_test": [create(a_test, resource) for _ in range(2)],
-        "a_live": [create(a_live, resource)],
-        "b_test": [create(b_test, resource) for _ in range(3)],
+        "a_test": [a_test.create(resource) for _ in range(2)],
+        "a_live": [a_live.create(resource)],
+        "b_test": [b_test.create(resource) for _ in range(3)],
         "b_live": [],
     }
     callers = {"a_test": a_test, "a_live": a_live, "b_test": b_test, "b_live": b_live}
@@ -369,11 +331,11 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
                 continue
             for obj in objects:
                 path = object_path(resource, obj["id"])
-                check_error(caller.get(path), 404, "resource_missing", "id")
-                check_error(
+                assert_error(caller.get(path), 404, "resource_missing", "id")
+                assert_error(
                     caller.patch(path, json={field: "hijacked"}), 404, "resource_missing", "id"
                 )
-                check_error(caller.delete(path), 404, "resource_missing", "id")
+                assert_error(caller.delete(path), 404, "resource_missing", "id")
 
     for name, caller in callers.items():
         expected = [obj["id"] for obj in reversed(owned[name])]
@@ -390,7 +352,7 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
     updated = a_test_2.patch(object_path(resource, shared["id"]), json={field: "shared"}).json()
     assert a_test.get(object_path(resource, shared["id"])).json() == updated
     assert a_test_2.delete(object_path(resource, shared["id"])).status_code == 200
-    check_error(a_test.get(object_path(resource, shared["id"])), 404, "resource_missing", "id")
+    assert_error(a_test.get(object_path(resource, shared["id"])), 404, "resource_missing", "id")
 
 
 # --- 500 ------------------------------------------------------------------------------------
@@ -399,13 +361,10 @@ def test_accounts_and_modes_are_isolated(server: Server, resource: Resource) -> 
 def test_internal_error_is_json_without_details(tmp_sqlite_url: str, resource: Resource) -> None:
     """A real server-side failure is 500 api_error internal_error: JSON, no stack trace, no SQL."""
     migrate.upgrade(tmp_sqlite_url)
-    database_path = tmp_sqlite_url.removeprefix("sqlite:///")
-    app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        api = Server(app=app, client=client, database_url=tmp_sqlite_url).new_caller()
-        obj = create(api, resource)
-        with closing(sqlite3.connect(database_path)) as connection:
-            connection.execute(f"DROP TABLE {resource.table_name}")
+    with in_process(tmp_sqlite_url) as server:
+        api = server.new_caller()
+        obj = api.create(resource)
+        sql(tmp_sqlite_url, f"DROP TABLE {resource.table_name}")
         path = object_path(resource, obj["id"])
         for response in (
             api.get(resource.path),
@@ -414,7 +373,7 @@ def test_internal_error_is_json_without_details(tmp_sqlite_url: str, resource: R
             api.patch(path, json={}),
             api.delete(path),
         ):
-            error = check_error(response, 500, "internal_error")
+            error = assert_error(response, 500, "internal_error")
             text = response.text
             for leak in (
                 "Traceback",

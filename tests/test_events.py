@@ -17,12 +17,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from conftest import Caller, Server, optional_field, valid_body
 from overplane.clock import now_ms
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
+from tests.helpers import Caller, Server, optional_field, valid_body
 
 EVENTS = "/api/events"
 
@@ -49,7 +49,7 @@ def test_each_write_records_one_event_with_the_object_and_the_request(
         resource.path, json=valid_body(resource), headers={"Idempotency-Key": "k-create"}
     )
     assert created.status_code == 201
-    field = optional_field(resource)
+    field = optional_field(resource).name
     updated = api.patch(f"{resource.path}/{created.json()['id']}", json={field: "changed"})
     deleted = api.delete(f"{resource.path}/{created.json()['id']}")
     assert deleted.status_code == 200

@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import httpx
-from starlette.testclient import TestClient
 
-from conftest import Caller, Server, assert_replay_of, optional_field, valid_body
-from overplane.clock import now_ms
 from overplane.declarations import Resource
-from overplane.http.app import OverplaneApp
-from overplane.settings import Settings
+from tests.helpers import (
+    REPLAYED,
+    Caller,
+    Server,
+    assert_replay_of,
+    in_process,
+    optional_field,
+    sql,
+    valid_body,
+)
 
 HOUR_MS = 3_600_000
-REPLAYED = "idempotent-replayed"
 
 
 def new_key() -> str:
@@ -47,13 +52,6 @@ def send(
     return api.request(method, path, content=content, headers=headers)
 
 
-def total(api: Caller, resource: Resource) -> int:
-    listed = api.get(resource.path)
-    assert listed.status_code == 200, listed.text
-    value: int = listed.json()["total"]
-    return value
-
-
 def assert_key_reused(response: httpx.Response, *named: str) -> None:
     """422 idempotency_key_reused, its message naming each of ``named``."""
     assert response.status_code == 422, response.text
@@ -67,21 +65,19 @@ def assert_key_reused(response: httpx.Response, *named: str) -> None:
 
 
 def key_rows(server: Server, key: str) -> int:
-    row = server.run(
-        server.app.database().fetch_one,
-        "SELECT count(*) FROM idempotency_keys WHERE key = ?",
-        (key,),
-    )
-    return int(row[0])
+    """How many stored keys are called ``key`` (read behind the server's back)."""
+    rows = sql(server.database_url, "SELECT count(*) FROM idempotency_keys WHERE key = ?", key)
+    return int(rows[0][0])
 
 
 def age_key(server: Server, key: str, hours: float) -> None:
     """Pretend the key was first used ``hours`` ago."""
     assert key_rows(server, key) == 1
-    server.run(
-        server.app.database().execute,
+    sql(
+        server.database_url,
         "UPDATE idempotency_keys SET created_at = ? WHERE key = ?",
-        (now_ms() - int(hours * HOUR_MS), key),
+        time.time_ns() // 1_000_000 - int(hours * HOUR_MS),
+        key,
     )
 
 
@@ -94,7 +90,7 @@ def test_repeated_create_replays_the_first_response(api: Caller, resource: Resou
     assert first.status_code == 201, first.text
     for _ in range(2):
         assert_replay_of(send(api, "POST", resource.path, body, key), first)
-    assert total(api, resource) == 1
+    assert api.total(resource) == 1
     assert api.get(first.headers["location"]).json() == first.json()
 
 
@@ -105,21 +101,21 @@ def test_replay_survives_update_and_delete_of_the_object(api: Caller, resource: 
     body = valid_body(resource)
     first = send(api, "POST", resource.path, body, key)
     location = first.headers["location"]
-    field = optional_field(resource)
+    field = optional_field(resource).name
     assert api.patch(location, json={field: "changed since"}).status_code == 200
     assert_replay_of(send(api, "POST", resource.path, body, key), first)
     assert api.get(location).json()[field] == "changed since"
     assert api.delete(location).status_code == 200
     assert_replay_of(send(api, "POST", resource.path, body, key), first)
     assert api.get(location).status_code == 404
-    assert total(api, resource) == 0
+    assert api.total(resource) == 0
 
 
 def test_patch_with_a_key_runs_once(api: Caller, resource: Resource) -> None:
     """A repeated PATCH replays the first 200 and does not apply again: a later update made
     without the key stays in place."""
     location = api.post(resource.path, json=valid_body(resource)).headers["location"]
-    field = optional_field(resource)
+    field = optional_field(resource).name
     key = new_key()
     first = send(api, "PATCH", location, {field: "first"}, key)
     assert first.status_code == 200, first.text
@@ -142,7 +138,7 @@ def test_delete_with_a_key_replays_its_200(api: Caller, resource: Resource) -> N
     assert first.json() == {"id": created["id"], "deleted": True}
     assert_replay_of(send(api, "DELETE", location, key=key), first)
     assert api.delete(location).status_code == 404
-    assert total(api, resource) == 0
+    assert api.total(resource) == 0
 
 
 def test_same_key_with_another_body_is_refused(api: Caller, resource: Resource) -> None:
@@ -152,11 +148,11 @@ def test_same_key_with_another_body_is_refused(api: Caller, resource: Resource) 
     body = valid_body(resource)
     first = send(api, "POST", resource.path, body, key)
     assert first.status_code == 201
-    field = optional_field(resource)
+    field = optional_field(resource).name
     assert_key_reused(send(api, "POST", resource.path, {**body, field: "other"}, key), "body")
     respelt = json.dumps(body, indent=2).encode()
     assert_key_reused(send(api, "POST", resource.path, respelt, key), "body")
-    assert total(api, resource) == 1
+    assert api.total(resource) == 1
     assert_replay_of(send(api, "POST", resource.path, body, key), first)
 
 
@@ -166,7 +162,7 @@ def test_same_key_with_another_path_is_refused(api: Caller, resource: Resource) 
     one = api.post(resource.path, json=valid_body(resource)).headers["location"]
     two = api.post(resource.path, json=valid_body(resource)).headers["location"]
     before = api.get(two).json()
-    field = optional_field(resource)
+    field = optional_field(resource).name
     key = new_key()
     assert send(api, "PATCH", one, {field: "patched"}, key).status_code == 200
     assert_key_reused(send(api, "PATCH", two, {field: "patched"}, key), one, two)
@@ -185,11 +181,11 @@ def test_same_key_with_another_method_is_refused(api: Caller, resource: Resource
 
     created_with = new_key()
     assert send(api, "POST", resource.path, valid_body(resource), created_with).status_code == 201
-    field = optional_field(resource)
+    field = optional_field(resource).name
     refused = send(api, "PATCH", location, {field: "never"}, created_with)
     assert_key_reused(refused, "POST", "PATCH", resource.path)
     assert api.get(location).json()[field] == before[field]
-    assert total(api, resource) == 2
+    assert api.total(resource) == 2
 
 
 def test_a_client_error_is_stored_and_replayed(api: Caller, resource: Resource) -> None:
@@ -206,7 +202,7 @@ def test_a_client_error_is_stored_and_replayed(api: Caller, resource: Resource) 
     assert_replay_of(replay, first)
     assert replay.json()["error"]["request_id"] == first.headers["request-id"]
     assert_key_reused(send(api, "POST", resource.path, valid_body(resource), key), "body")
-    assert total(api, resource) == 0
+    assert api.total(resource) == 0
 
     missing = f"{resource.path}/{resource.id_prefix}{'x' * 24}"
     delete_key = new_key()
@@ -231,10 +227,10 @@ def test_keys_are_scoped_to_the_account_and_mode(
         assert created.status_code == 201, created.text
         assert created.headers.get(REPLAYED) is None
         assert created.json()["id"] != first.json()["id"]
-        assert total(other, resource) == 1
+        assert other.total(resource) == 1
         assert_replay_of(send(other, "POST", resource.path, body, key), created)
     assert_replay_of(send(api, "POST", resource.path, body, key), first)
-    assert total(api, resource) == 1
+    assert api.total(resource) == 1
 
 
 def test_key_length_limits(api: Caller, resource: Resource) -> None:
@@ -252,7 +248,7 @@ def test_key_length_limits(api: Caller, resource: Resource) -> None:
         assert error["code"] == "parameter_invalid"
         assert error["param"] == "Idempotency-Key"
         assert "Idempotency-Key" in error["message"]
-    assert total(api, resource) == 1
+    assert api.total(resource) == 1
 
 
 def test_get_ignores_the_key(api: Caller, resource: Resource) -> None:
@@ -288,22 +284,19 @@ def test_an_expired_key_runs_again(server: Server, api: Caller, resource: Resour
     assert again.status_code == 201
     assert again.headers.get(REPLAYED) is None
     assert again.json()["id"] != first_expired.json()["id"]
-    assert total(api, resource) == 3
+    assert api.total(resource) == 3
 
     short_key = new_key()
     first_short = send(api, "POST", resource.path, body, short_key)
     age_key(server, short_key, 2)
     assert_replay_of(send(api, "POST", resource.path, body, short_key), first_short)
-    short = OverplaneApp(
-        Settings(database_url=server.database_url, access_log=False, idempotency_ttl_hours=1)
-    )
-    with TestClient(short, raise_server_exceptions=False) as client:
-        on_short = Caller(client, api.key, api.account_name)
+    with in_process(server.database_url, idempotency_ttl_hours=1) as short:
+        on_short = short.caller(api.key, api.account_name)
         rerun = send(on_short, "POST", resource.path, body, short_key)
         assert rerun.status_code == 201
         assert rerun.headers.get(REPLAYED) is None
         assert rerun.json()["id"] != first_short.json()["id"]
-    assert total(api, resource) == 5
+    assert api.total(resource) == 5
 
 
 def test_sweep_deletes_expired_keys_only(server: Server, api: Caller, resource: Resource) -> None:

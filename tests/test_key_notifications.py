@@ -10,13 +10,9 @@ check that the cache is not trusted while revocations cannot be heard.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import sqlite3
 import threading
 import time
 
-import asyncpg
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -29,33 +25,13 @@ from overplane.storage.database import (
     KEY_WATCH_APPLICATION_NAME,
     KEY_WATCH_RETRY_SECONDS,
     SQLiteDatabase,
-    sqlite_path,
 )
-from servers import RunningServer, ServerLauncher, run_cli
+from tests.helpers import RunningServer, ServerLauncher, new_api_key, run_cli, sql
 
 PATH = "/api/accounts/party-link"
 #: A notification crosses processes in milliseconds; this bound only keeps a broken build from
 #: hanging the suite.
 PROPAGATION_SECONDS = 2.0
-
-
-def sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
-    """Run one statement on the server's database from outside the server."""
-    if database_url.startswith("sqlite"):
-        connection = sqlite3.connect(sqlite_path(database_url), timeout=10, isolation_level=None)
-        try:
-            return connection.execute(statement).fetchall()
-        finally:
-            connection.close()
-
-    async def run() -> list[tuple[object, ...]]:
-        connection = await asyncpg.connect(database_url, timeout=10)
-        try:
-            return [tuple(row) for row in await connection.fetch(statement)]
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
 
 
 def revoke_all_by_sql(database_url: str) -> None:
@@ -83,11 +59,6 @@ def seconds_until_refused(
     return time.monotonic() - started
 
 
-def start(start_server: ServerLauncher, database_url: str, **env: str) -> tuple[RunningServer, str]:
-    key = "sk_test_" + secrets.token_hex(16)
-    return start_server(database_url, OVERPLANE_BOOTSTRAP_KEY=key, **env), key
-
-
 def key_watchers(database_url: str) -> int:
     """Key-watch connections open on the server's PostgreSQL database."""
     rows = sql(
@@ -98,12 +69,13 @@ def key_watchers(database_url: str) -> int:
     return int(str(rows[0][0]))
 
 
+@pytest.mark.slow
 def test_a_key_revoked_by_plain_sql_is_refused(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """A key the server has just accepted (and may cache) is refused right after an UPDATE
     from another connection: at once on SQLite, within milliseconds on PostgreSQL."""
-    server, key = start(start_server, fresh_database_url)
+    server, key = start_server.with_new_key(fresh_database_url)
     for _ in range(3):  # warm any cache
         assert status(server, key) == 200
     revoke_all_by_sql(fresh_database_url)
@@ -112,6 +84,7 @@ def test_a_key_revoked_by_plain_sql_is_refused(
         assert elapsed < 0.2  # the first request after the UPDATE was refused
 
 
+@pytest.mark.slow
 def test_postgres_caches_keys_only_while_it_hears_revocations(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
@@ -121,7 +94,7 @@ def test_postgres_caches_keys_only_while_it_hears_revocations(
     resumes. (SQLite: test_sqlite_caches_keys_and_forgets_them_on_any_write.)"""
     if fresh_database_url.startswith("sqlite"):
         return
-    server, key = start(start_server, fresh_database_url)
+    server, key = start_server.with_new_key(fresh_database_url)
     assert status(server, key) == 200
     sql(fresh_database_url, "ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
     try:
@@ -180,7 +153,7 @@ def test_sqlite_caches_keys_and_forgets_them_on_any_write(
     process writes to the database (here a plain UPDATE from another connection); with
     OVERPLANE_KEY_CACHE=false it is looked up on every request."""
     migrate.upgrade(tmp_sqlite_url)
-    key = "sk_test_" + secrets.token_hex(16)
+    key = new_api_key()
     app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False, key_cache=key_cache))
     with TestClient(app) as client:
         assert client.portal is not None
@@ -194,13 +167,14 @@ def test_sqlite_caches_keys_and_forgets_them_on_any_write(
         assert key_lookups(app, client, key) == (0 if key_cache else 1)
 
 
+@pytest.mark.slow
 def test_key_cache_can_be_switched_off(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     """OVERPLANE_KEY_CACHE=false: on PostgreSQL no listening connection, every key looked up.
     (SQLite: test_sqlite_caches_keys_and_forgets_them_on_any_write.)"""
     assert Settings().key_cache  # on by default
-    server, key = start(start_server, fresh_database_url, OVERPLANE_KEY_CACHE="false")
+    server, key = start_server.with_new_key(fresh_database_url, OVERPLANE_KEY_CACHE="false")
     assert status(server, key) == 200
     if fresh_database_url.startswith("sqlite"):
         return

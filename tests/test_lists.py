@@ -24,10 +24,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Caller, Server, valid_body
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
+from tests.helpers import Caller, Params, Server, valid_body
 
-Params = Sequence[tuple[str, str]] | dict[str, str]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NS_PER_MS = 1_000_000
 
@@ -35,32 +34,15 @@ NS_PER_MS = 1_000_000
 # Helpers
 
 
-def create(api: Caller, resource: Resource, **fields: str | None) -> dict[str, Any]:
-    """Create an object with the required fields plus ``fields``; return it."""
-    response = api.post(resource.path, json=valid_body(resource, **fields))
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def create_spaced(api: Caller, resource: Resource, count: int, **fields: str | None) -> list[Any]:
     """``count`` objects whose ``created_at`` values are all different milliseconds (oldest first)."""
     made: list[dict[str, Any]] = []
     for _ in range(count):
-        made.append(create(api, resource, **fields))
+        made.append(api.create(resource, **fields))
         time.sleep(0.003)
     stamps = [epoch_ns(obj["created_at"]) for obj in made]
     assert stamps == sorted(set(stamps)), "the objects must be at distinct milliseconds"
     return made
-
-
-def listing(api: Caller, resource: Resource, params: Params = ()) -> dict[str, Any]:
-    """The list envelope for ``params``; the request must succeed."""
-    response = api.get(resource.path, params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"data", "has_more", "total"}
-    return body
 
 
 def ids(body: dict[str, Any]) -> list[str]:
@@ -135,33 +117,33 @@ def test_equality_and_null_filters_on_every_field(
     """Every field filters by exact equality; ``?f=`` matches only ""; ``f[null]`` splits null."""
     field = resource.fields_by_name[name]
     wanted = f"wanted {name} é"
-    matching = [create(api, resource, **{name: wanted})]
-    create(api, resource, **{name: "other value"})
-    create(api, resource, **{name: wanted + "x"})  # a longer string is not a match
-    create(api, resource, **{name: wanted[:-1]})  # nor is a prefix
-    create(api, resource, **{name: wanted.upper()})  # equality is case-sensitive
-    create(api, resource, **{name: wanted + " "})  # and does not trim
-    matching.append(create(api, resource, **{name: wanted}))
+    matching = [api.create(resource, **{name: wanted})]
+    api.create(resource, **{name: "other value"})
+    api.create(resource, **{name: wanted + "x"})  # a longer string is not a match
+    api.create(resource, **{name: wanted[:-1]})  # nor is a prefix
+    api.create(resource, **{name: wanted.upper()})  # equality is case-sensitive
+    api.create(resource, **{name: wanted + " "})  # and does not trim
+    matching.append(api.create(resource, **{name: wanted}))
     empty = null = None
     if not field.required:  # a required field can be neither "" nor null
-        empty = create(api, resource, **{name: ""})
-        null = create(api, resource, **{name: None})
-    everything = listing(api, resource, {"limit": "100"})
+        empty = api.create(resource, **{name: ""})
+        null = api.create(resource, **{name: None})
+    everything = api.list(resource, {"limit": "100"})
 
-    found = listing(api, resource, {name: wanted})
+    found = api.list(resource, {name: wanted})
     assert ids(found) == newest_first(matching)
     assert (found["total"], found["has_more"]) == (2, False)
     assert all(obj[name] == wanted for obj in found["data"])
 
-    found = listing(api, resource, {name: ""})
+    found = api.list(resource, {name: ""})
     assert ids(found) == ([] if empty is None else [empty["id"]])
     assert found["total"] == len(found["data"])
 
-    found = listing(api, resource, {f"{name}[null]": "true"})
+    found = api.list(resource, {f"{name}[null]": "true"})
     assert ids(found) == ([] if null is None else [null["id"]])
     assert found["total"] == len(found["data"])
 
-    found = listing(api, resource, {f"{name}[null]": "false", "limit": "100"})
+    found = api.list(resource, {f"{name}[null]": "false", "limit": "100"})
     assert ids(found) == [i for i in ids(everything) if null is None or i != null["id"]]
     assert found["total"] == everything["total"] - (0 if null is None else 1)
 
@@ -176,25 +158,25 @@ def test_equality_and_null_filters_on_every_field(
 def test_equality_compares_whole_long_values(api: Caller, resource: Resource, name: str) -> None:
     """Values that share a long prefix (beyond any index prefix) are still told apart."""
     common = "p" * 150
-    first = create(api, resource, **{name: common + "-first"})
-    second = create(api, resource, **{name: common + "-second"})
-    longest = create(api, resource, **{name: "q" * 1000})
-    assert ids(listing(api, resource, {name: common + "-first"})) == [first["id"]]
-    assert ids(listing(api, resource, {name: common + "-second"})) == [second["id"]]
-    assert ids(listing(api, resource, {name: common})) == []
-    assert ids(listing(api, resource, {name: "q" * 1000})) == [longest["id"]]
-    assert ids(listing(api, resource, {name: "q" * 999})) == []
-    assert ids(listing(api, resource, {name: "q" * 5000})) == []  # longer than any value
+    first = api.create(resource, **{name: common + "-first"})
+    second = api.create(resource, **{name: common + "-second"})
+    longest = api.create(resource, **{name: "q" * 1000})
+    assert ids(api.list(resource, {name: common + "-first"})) == [first["id"]]
+    assert ids(api.list(resource, {name: common + "-second"})) == [second["id"]]
+    assert ids(api.list(resource, {name: common})) == []
+    assert ids(api.list(resource, {name: "q" * 1000})) == [longest["id"]]
+    assert ids(api.list(resource, {name: "q" * 999})) == []
+    assert ids(api.list(resource, {name: "q" * 5000})) == []  # longer than any value
 
 
 def test_equality_treats_sql_wildcards_literally(api: Caller) -> None:
     """``%`` and ``_`` in a filter value are plain characters, not patterns."""
-    percent = create(api, APPOINTMENT, status="a%c")
-    underscore = create(api, APPOINTMENT, status="a_c")
-    create(api, APPOINTMENT, status="abc")
-    assert ids(listing(api, APPOINTMENT, {"status": "a%c"})) == [percent["id"]]
-    assert ids(listing(api, APPOINTMENT, {"status": "a_c"})) == [underscore["id"]]
-    assert ids(listing(api, APPOINTMENT, {"status": "a%"})) == []
+    percent = api.create(APPOINTMENT, status="a%c")
+    underscore = api.create(APPOINTMENT, status="a_c")
+    api.create(APPOINTMENT, status="abc")
+    assert ids(api.list(APPOINTMENT, {"status": "a%c"})) == [percent["id"]]
+    assert ids(api.list(APPOINTMENT, {"status": "a_c"})) == [underscore["id"]]
+    assert ids(api.list(APPOINTMENT, {"status": "a%"})) == []
 
 
 def test_filters_combine_with_and(api: Caller) -> None:
@@ -204,22 +186,21 @@ def test_filters_combine_with_and(api: Caller) -> None:
         for status in ("draft", "done"):
             for party in ("p1", "p2", None):
                 made.setdefault((status, party), []).append(
-                    create(api, APPOINTMENT, status=status, party=party)
+                    api.create(APPOINTMENT, status=status, party=party)
                 )
     for status in ("draft", "done"):
         for party in ("p1", "p2"):
-            found = listing(api, APPOINTMENT, {"status": status, "party": party})
+            found = api.list(APPOINTMENT, {"status": status, "party": party})
             assert ids(found) == newest_first(made[status, party])
             assert (found["total"], found["has_more"]) == (2, False)
-        found = listing(api, APPOINTMENT, {"status": status, "party[null]": "true"})
+        found = api.list(APPOINTMENT, {"status": status, "party[null]": "true"})
         assert ids(found) == newest_first(made[status, None])
-        found = listing(api, APPOINTMENT, {"status": status, "party[null]": "false", "party": "p2"})
+        found = api.list(APPOINTMENT, {"status": status, "party[null]": "false", "party": "p2"})
         assert ids(found) == newest_first(made[status, "p2"])
-    assert listing(api, APPOINTMENT, {"status": "draft", "party": "p3"})["total"] == 0
+    assert api.list(APPOINTMENT, {"status": "draft", "party": "p3"})["total"] == 0
     # A range combines with equality, too.
     newest_draft_p1 = made["draft", "p1"][1]
-    found = listing(
-        api,
+    found = api.list(
         APPOINTMENT,
         {"status": "draft", "party": "p1", "created_at[gte]": newest_draft_p1["created_at"]},
     )
@@ -234,33 +215,33 @@ def test_filtered_total_and_has_more_describe_the_filtered_list(
     name = resource.required_fields[0].name
     matching: list[dict[str, Any]] = []
     for index in range(7):
-        matching.append(create(api, resource, **{name: "match"}))
+        matching.append(api.create(resource, **{name: "match"}))
         if index % 2 == 0:
-            create(api, resource, **{name: "no match"})
+            api.create(resource, **{name: "no match"})
     expected = newest_first(matching)
-    assert listing(api, resource)["total"] == 11
+    assert api.list(resource)["total"] == 11
 
-    first = listing(api, resource, {name: "match", "limit": "3"})
+    first = api.list(resource, {name: "match", "limit": "3"})
     assert ids(first) == expected[:3]
     assert (first["total"], first["has_more"]) == (7, True)
-    middle = listing(api, resource, {name: "match", "limit": "3", "offset": "3"})
+    middle = api.list(resource, {name: "match", "limit": "3", "offset": "3"})
     assert ids(middle) == expected[3:6]
     assert (middle["total"], middle["has_more"]) == (7, True)
-    last = listing(api, resource, {name: "match", "limit": "3", "offset": "6"})
+    last = api.list(resource, {name: "match", "limit": "3", "offset": "6"})
     assert ids(last) == expected[6:]
     assert (last["total"], last["has_more"]) == (7, False)
-    past = listing(api, resource, {name: "match", "offset": "7"})
+    past = api.list(resource, {name: "match", "offset": "7"})
     assert (past["data"], past["total"], past["has_more"]) == ([], 7, False)
-    exact = listing(api, resource, {name: "match", "limit": "7"})
+    exact = api.list(resource, {name: "match", "limit": "7"})
     assert (ids(exact), exact["has_more"]) == (expected, False)
 
 
 def test_filters_see_only_the_callers_account_and_mode(server: Server, api: Caller) -> None:
     """A filter never matches another account's objects, nor the other mode's."""
-    mine = create(api, PARTY_LINK, primary_role="shared role")
-    create(server.new_caller(), PARTY_LINK, primary_role="shared role")
-    create(server.new_caller("live", api.account_name), PARTY_LINK, primary_role="shared role")
-    found = listing(api, PARTY_LINK, {"primary_role": "shared role"})
+    mine = api.create(PARTY_LINK, primary_role="shared role")
+    server.new_caller().create(PARTY_LINK, primary_role="shared role")
+    server.new_caller("live", api.account_name).create(PARTY_LINK, primary_role="shared role")
+    found = api.list(PARTY_LINK, {"primary_role": "shared role"})
     assert (ids(found), found["total"]) == ([mine["id"]], 1)
 
 
@@ -295,7 +276,7 @@ def check_ranges(
         for operator in OPERATORS:
             param = f"{key}[{operator}]"
             expected = [i for i in order if holds(instants[i], operator, bound_ns)]
-            found = listing(api, resource, {param: bound, "limit": "100"})
+            found = api.list(resource, {param: bound, "limit": "100"})
             assert ids(found) == expected, f"{param}={bound}"
             assert found["total"] == len(expected)
 
@@ -317,24 +298,22 @@ def test_created_at_ranges_are_exact_at_every_boundary(api: Caller) -> None:
     # The brief's example: .0005 after t excludes t and includes nothing older.
     t = objects[2]["created_at"]
     half = t[:-1] + "5Z"
-    assert ids(listing(api, PARTY_LINK, {"created_at[gt]": half})) == newest_first(objects[3:])
-    assert ids(listing(api, PARTY_LINK, {"created_at[lte]": half})) == newest_first(objects[:3])
-    assert ids(listing(api, PARTY_LINK, {"created_at[gt]": t})) == newest_first(objects[3:])
-    assert ids(listing(api, PARTY_LINK, {"created_at[gte]": t})) == newest_first(objects[2:])
+    assert ids(api.list(PARTY_LINK, {"created_at[gt]": half})) == newest_first(objects[3:])
+    assert ids(api.list(PARTY_LINK, {"created_at[lte]": half})) == newest_first(objects[:3])
+    assert ids(api.list(PARTY_LINK, {"created_at[gt]": t})) == newest_first(objects[3:])
+    assert ids(api.list(PARTY_LINK, {"created_at[gte]": t})) == newest_first(objects[2:])
 
 
 def test_created_at_window_combines_two_operators(api: Caller) -> None:
     """Two bounds on one key give the window between them, newest first, with its total."""
     objects = create_spaced(api, APPOINTMENT, 5)
-    found = listing(
-        api,
+    found = api.list(
         APPOINTMENT,
         {"created_at[gte]": objects[1]["created_at"], "created_at[lt]": objects[4]["created_at"]},
     )
     assert ids(found) == newest_first(objects[1:4])
     assert (found["total"], found["has_more"]) == (3, False)
-    page = listing(
-        api,
+    page = api.list(
         APPOINTMENT,
         {
             "created_at[gt]": objects[0]["created_at"],
@@ -344,8 +323,7 @@ def test_created_at_window_combines_two_operators(api: Caller) -> None:
     )
     assert ids(page) == newest_first(objects[2:4])
     assert (page["total"], page["has_more"]) == (3, True)
-    empty = listing(
-        api,
+    empty = api.list(
         APPOINTMENT,
         {"created_at[gt]": objects[3]["created_at"], "created_at[lt]": objects[1]["created_at"]},
     )
@@ -356,7 +334,7 @@ def test_updated_at_ranges_follow_updates(api: Caller, resource: Resource) -> No
     """updated_at ranges are exact too, and an update moves an object into a later range."""
     objects = create_spaced(api, resource, 4)
     latest = objects[-1]["updated_at"]
-    assert listing(api, resource, {"updated_at[gt]": latest})["total"] == 0
+    assert api.list(resource, {"updated_at[gt]": latest})["total"] == 0
 
     name = resource.fields[-1].name
     response = api.patch(f"{resource.path}/{objects[1]['id']}", json={name: "changed"})
@@ -365,15 +343,15 @@ def test_updated_at_ranges_follow_updates(api: Caller, resource: Resource) -> No
     assert epoch_ns(updated["updated_at"]) > epoch_ns(latest)
     objects[1] = updated
 
-    assert ids(listing(api, resource, {"updated_at[gt]": latest})) == [updated["id"]]
-    assert ids(listing(api, resource, {"updated_at[lte]": latest})) == [
+    assert ids(api.list(resource, {"updated_at[gt]": latest})) == [updated["id"]]
+    assert ids(api.list(resource, {"updated_at[lte]": latest})) == [
         objects[3]["id"],
         objects[2]["id"],
         objects[0]["id"],
     ]
     # The update did not move the object in created_at order or ranges.
-    assert ids(listing(api, resource)) == newest_first(objects)
-    assert updated["id"] in ids(listing(api, resource, {"created_at[lt]": latest}))
+    assert ids(api.list(resource)) == newest_first(objects)
+    assert updated["id"] in ids(api.list(resource, {"created_at[lt]": latest}))
     instants = [epoch_ns(obj["updated_at"]) for obj in objects]
     check_ranges(api, resource, "updated_at", objects, bounds_around(instants[2:]))
 
@@ -433,8 +411,8 @@ def test_scheduled_time_ranges_match_only_parsed_values(api: Caller) -> None:
     """scheduled_time[op] compares the instants of values that parse (offsets normalised), at
     microsecond precision (values and bounds truncated alike); values that do not parse never
     match a range, but are returned as sent and match equality."""
-    made = {value: create(api, APPOINTMENT, scheduled_time=value) for value in SCHEDULED}
-    order = ids(listing(api, APPOINTMENT, {"limit": "100"}))
+    made = {value: api.create(APPOINTMENT, scheduled_time=value) for value in SCHEDULED}
+    order = ids(api.list(APPOINTMENT, {"limit": "100"}))
     assert order == newest_first(list(made.values()))
     value_of = {obj["id"]: value for value, obj in made.items()}
     for bound in scheduled_bounds():
@@ -447,14 +425,14 @@ def test_scheduled_time_ranges_match_only_parsed_values(api: Caller) -> None:
                 if (ns := SCHEDULED[value_of[i]]) is not None
                 and holds(ns // 1000, operator, bound_us)
             ]
-            found = listing(api, APPOINTMENT, {param: bound, "limit": "100"})
+            found = api.list(APPOINTMENT, {param: bound, "limit": "100"})
             assert ids(found) == expected, f"{param}={bound}"
             assert found["total"] == len(expected)
             assert all(obj["scheduled_time"] == value_of[obj["id"]] for obj in found["data"])
 
     # Equality compares the strings as sent: another spelling of an instant is another value.
     for value, obj in made.items():
-        found = listing(api, APPOINTMENT, {"scheduled_time": value})
+        found = api.list(APPOINTMENT, {"scheduled_time": value})
         assert ids(found) == [obj["id"]], value
         assert found["data"][0]["scheduled_time"] == value
 
@@ -465,10 +443,10 @@ def test_scheduled_time_updates_move_objects_in_and_out_of_ranges(api: Caller) -
         "scheduled_time[gte]": "2024-01-15T00:00:00Z",
         "scheduled_time[lt]": "2024-01-16T00:00:00Z",
     }
-    inside = create(api, APPOINTMENT, scheduled_time="2024-01-15T12:00:00Z")
-    unparsed = create(api, APPOINTMENT, scheduled_time="scheduled_time_example")
-    other = create(api, APPOINTMENT, scheduled_time="2024-01-15T13:00:00+01:00")
-    assert ids(listing(api, APPOINTMENT, window)) == [other["id"], inside["id"]]
+    inside = api.create(APPOINTMENT, scheduled_time="2024-01-15T12:00:00Z")
+    unparsed = api.create(APPOINTMENT, scheduled_time="scheduled_time_example")
+    other = api.create(APPOINTMENT, scheduled_time="2024-01-15T13:00:00+01:00")
+    assert ids(api.list(APPOINTMENT, window)) == [other["id"], inside["id"]]
 
     def patch(obj: dict[str, Any], **fields: str) -> None:
         response = api.patch(f"{APPOINTMENT.path}/{obj['id']}", json=fields)
@@ -479,17 +457,17 @@ def test_scheduled_time_updates_move_objects_in_and_out_of_ranges(api: Caller) -
     patch(inside, scheduled_time="2030-01-01T00:00:00Z")
     patch(unparsed, scheduled_time="2024-01-15T23:59:59.999999Z")
     patch(other, status="done")  # not scheduled_time: it stays in range
-    assert ids(listing(api, APPOINTMENT, window)) == [other["id"], unparsed["id"]]
-    found = listing(api, APPOINTMENT, {"scheduled_time[gte]": "2030-01-01T00:00:00Z"})
+    assert ids(api.list(APPOINTMENT, window)) == [other["id"], unparsed["id"]]
+    found = api.list(APPOINTMENT, {"scheduled_time[gte]": "2030-01-01T00:00:00Z"})
     assert ids(found) == [inside["id"]]
 
     patch(other, scheduled_time="no longer a date")
-    assert ids(listing(api, APPOINTMENT, window)) == [unparsed["id"]]
+    assert ids(api.list(APPOINTMENT, window)) == [unparsed["id"]]
     everything = {"scheduled_time[gte]": "0001-01-01T00:00:00Z"}
-    assert ids(listing(api, APPOINTMENT, everything)) == [unparsed["id"], inside["id"]]
+    assert ids(api.list(APPOINTMENT, everything)) == [unparsed["id"], inside["id"]]
     patch(other, scheduled_time="2024-01-15T00:00:00-00:00")
-    assert ids(listing(api, APPOINTMENT, window)) == [other["id"], unparsed["id"]]
-    assert listing(api, APPOINTMENT, {"scheduled_time[null]": "true"})["total"] == 0
+    assert ids(api.list(APPOINTMENT, window)) == [other["id"], unparsed["id"]]
+    assert api.list(APPOINTMENT, {"scheduled_time[null]": "true"})["total"] == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,7 +561,7 @@ def test_repeated_parameter_is_rejected(api: Caller, param: str) -> None:
 
 def test_repeated_cursor_is_rejected(api: Caller) -> None:
     """starting_after given twice is a 400 naming it, even for an existing id."""
-    obj = create(api, PARTY_LINK)
+    obj = api.create(PARTY_LINK)
     error = rejected(
         api, PARTY_LINK, [("starting_after", obj["id"]), ("starting_after", obj["id"])]
     )
@@ -598,38 +576,38 @@ def test_cursors_page_in_list_order(api: Caller, resource: Resource) -> None:
     """starting_after gives the older objects after the cursor, ending_before the newer ones
     before it, each page newest first; has_more looks beyond the page in the direction of
     travel; total is the whole list."""
-    objects = [create(api, resource) for _ in range(7)]
+    objects = [api.create(resource) for _ in range(7)]
     order = newest_first(objects)
     for index, cursor in enumerate(order):
         for limit in (1, 2, 3, 100):
-            after = listing(api, resource, {"starting_after": cursor, "limit": str(limit)})
+            after = api.list(resource, {"starting_after": cursor, "limit": str(limit)})
             assert ids(after) == order[index + 1 : index + 1 + limit]
             assert after["has_more"] == (index + 1 + limit < len(order))
             assert after["total"] == len(order)
-            before = listing(api, resource, {"ending_before": cursor, "limit": str(limit)})
+            before = api.list(resource, {"ending_before": cursor, "limit": str(limit)})
             assert ids(before) == order[max(0, index - limit) : index]
             assert before["has_more"] == (index - limit > 0)
             assert before["total"] == len(order)
-    default = listing(api, resource, {"starting_after": order[0]})
+    default = api.list(resource, {"starting_after": order[0]})
     assert ids(default) == order[1:]
-    assert listing(api, resource, {"starting_after": order[0], "offset": "0"}) == default
+    assert api.list(resource, {"starting_after": order[0], "offset": "0"}) == default
 
 
 def test_cursors_combine_with_filters(api: Caller) -> None:
     """With filters, a cursor pages through the matching objects; the cursor object itself need
     not match; total is the filtered count."""
-    objects = [create(api, APPOINTMENT, status="odd" if i % 2 else "even") for i in range(10)]
+    objects = [api.create(APPOINTMENT, status="odd" if i % 2 else "even") for i in range(10)]
     order = newest_first(objects)
     odd = [i for i in order if i in {o["id"] for o in objects[1::2]}]
     assert len(odd) == 5
 
-    page = listing(api, APPOINTMENT, {"status": "odd", "starting_after": odd[1], "limit": "2"})
+    page = api.list(APPOINTMENT, {"status": "odd", "starting_after": odd[1], "limit": "2"})
     assert (ids(page), page["has_more"], page["total"]) == (odd[2:4], True, 5)
-    page = listing(api, APPOINTMENT, {"status": "odd", "starting_after": odd[2], "limit": "2"})
+    page = api.list(APPOINTMENT, {"status": "odd", "starting_after": odd[2], "limit": "2"})
     assert (ids(page), page["has_more"], page["total"]) == (odd[3:5], False, 5)
-    page = listing(api, APPOINTMENT, {"status": "odd", "ending_before": odd[3], "limit": "2"})
+    page = api.list(APPOINTMENT, {"status": "odd", "ending_before": odd[3], "limit": "2"})
     assert (ids(page), page["has_more"], page["total"]) == (odd[1:3], True, 5)
-    page = listing(api, APPOINTMENT, {"status": "odd", "ending_before": odd[2], "limit": "2"})
+    page = api.list(APPOINTMENT, {"status": "odd", "ending_before": odd[2], "limit": "2"})
     assert (ids(page), page["has_more"], page["total"]) == (odd[0:2], False, 5)
 
     # An even (non-matching) object as the cursor: the odd ones on the right side of it.
@@ -639,20 +617,20 @@ def test_cursors_combine_with_filters(api: Caller) -> None:
     newer = [i for i in odd if order.index(i) < 3]
     assert older
     assert newer
-    page = listing(api, APPOINTMENT, {"status": "odd", "starting_after": even_cursor})
+    page = api.list(APPOINTMENT, {"status": "odd", "starting_after": even_cursor})
     assert (ids(page), page["total"]) == (older, 5)
-    page = listing(api, APPOINTMENT, {"status": "odd", "ending_before": even_cursor})
+    page = api.list(APPOINTMENT, {"status": "odd", "ending_before": even_cursor})
     assert (ids(page), page["total"]) == (newer, 5)
 
     # A range with a cursor.
     window = {"created_at[gte]": objects[0]["created_at"], "status[null]": "false"}
-    page = listing(api, APPOINTMENT, {**window, "starting_after": order[2], "limit": "3"})
+    page = api.list(APPOINTMENT, {**window, "starting_after": order[2], "limit": "3"})
     assert (ids(page), page["total"], page["has_more"]) == (order[3:6], 10, True)
 
 
 def test_cursor_with_nonzero_offset_is_rejected(api: Caller) -> None:
     """A cursor with offset ≠ 0 is a 400 naming offset; both cursors at once is a 400."""
-    obj = create(api, APPOINTMENT)
+    obj = api.create(APPOINTMENT)
     for cursor in ("starting_after", "ending_before"):
         error = rejected(api, APPOINTMENT, {cursor: obj["id"], "offset": "1"})
         assert (error["code"], error["param"]) == ("parameter_invalid", "offset")
@@ -666,19 +644,19 @@ def test_cursor_with_nonzero_offset_is_rejected(api: Caller) -> None:
 def test_cursor_naming_no_object_of_this_account_is_rejected(server: Server, api: Caller) -> None:
     """An id that is unknown, another account's, the other mode's, another resource's, or not
     an id at all: 400 parameter_invalid naming the cursor parameter (deleted ones included)."""
-    create(api, APPOINTMENT)
+    api.create(APPOINTMENT)
     other_account = server.new_caller()
     live = server.new_caller("live", api.account_name)
-    foreign = create(other_account, APPOINTMENT)["id"]
-    foreign_deleted = create(other_account, APPOINTMENT)["id"]
-    live_id = create(live, APPOINTMENT)["id"]
-    live_deleted = create(live, APPOINTMENT)["id"]
-    link = create(api, PARTY_LINK)["id"]
-    link_deleted = create(api, PARTY_LINK)["id"]
+    foreign = other_account.create(APPOINTMENT)["id"]
+    foreign_deleted = other_account.create(APPOINTMENT)["id"]
+    live_id = live.create(APPOINTMENT)["id"]
+    live_deleted = live.create(APPOINTMENT)["id"]
+    link = api.create(PARTY_LINK)["id"]
+    link_deleted = api.create(PARTY_LINK)["id"]
     assert other_account.delete(f"{APPOINTMENT.path}/{foreign_deleted}").status_code == 200
     assert live.delete(f"{APPOINTMENT.path}/{live_deleted}").status_code == 200
     assert api.delete(f"{PARTY_LINK.path}/{link_deleted}").status_code == 200
-    mine = create(api, APPOINTMENT)["id"]
+    mine = api.create(APPOINTMENT)["id"]
     unknown = "appointment_" + "0" * 25
     candidates = [
         unknown,
@@ -700,24 +678,24 @@ def test_cursor_naming_no_object_of_this_account_is_rejected(server: Server, api
             error = rejected(api, APPOINTMENT, {cursor: candidate})
             assert (error["code"], error["param"]) == ("parameter_invalid", cursor), candidate
     # The same ids are fine where they belong.
-    assert listing(other_account, APPOINTMENT, {"ending_before": foreign_deleted})["total"] == 1
-    assert listing(live, APPOINTMENT, {"starting_after": live_id})["total"] == 1
-    assert listing(api, PARTY_LINK, {"starting_after": link})["total"] == 1
+    assert other_account.list(APPOINTMENT, {"ending_before": foreign_deleted})["total"] == 1
+    assert live.list(APPOINTMENT, {"starting_after": live_id})["total"] == 1
+    assert api.list(PARTY_LINK, {"starting_after": link})["total"] == 1
 
 
 def test_cursor_naming_a_deleted_object_keeps_its_place(api: Caller, resource: Resource) -> None:
     """A cursor whose object was deleted after it was read still pages from where it stood."""
-    objects = [create(api, resource) for _ in range(6)]
+    objects = [api.create(resource) for _ in range(6)]
     order = newest_first(objects)
     assert api.delete(f"{resource.path}/{order[2]}").status_code == 200
     assert api.delete(f"{resource.path}/{order[3]}").status_code == 200
-    after = listing(api, resource, {"starting_after": order[2], "limit": "1"})
+    after = api.list(resource, {"starting_after": order[2], "limit": "1"})
     assert (ids(after), after["has_more"], after["total"]) == ([order[4]], True, 4)
-    after = listing(api, resource, {"starting_after": order[3]})
+    after = api.list(resource, {"starting_after": order[3]})
     assert (ids(after), after["has_more"]) == (order[4:], False)
-    before = listing(api, resource, {"ending_before": order[3]})
+    before = api.list(resource, {"ending_before": order[3]})
     assert (ids(before), before["has_more"], before["total"]) == (order[:2], False, 4)
-    before = listing(api, resource, {"ending_before": order[2], "limit": "1"})
+    before = api.list(resource, {"ending_before": order[2], "limit": "1"})
     assert (ids(before), before["has_more"]) == ([order[1]], True)
 
 
@@ -744,7 +722,7 @@ class Walk:
 
     def create(self) -> str:
         value = "walk" if not self.filter or self.rng.random() < 0.6 else "skip"
-        obj = create(self.api, self.resource, **{self.key: value})
+        obj = self.api.create(self.resource, **{self.key: value})
         self.created[obj["id"]] = len(self.created)
         self.alive.add(obj["id"])
         if not self.filter or value == "walk":
@@ -776,7 +754,7 @@ class Walk:
 
     def page(self, params: dict[str, str]) -> dict[str, Any]:
         limit = str(self.rng.randint(1, 6))
-        body = listing(self.api, self.resource, {**params, **self.filter, "limit": limit})
+        body = self.api.list(self.resource, {**params, **self.filter, "limit": limit})
         self.pages += 1
         returned = ids(body)
         assert [self.created[i] for i in returned] == sorted(

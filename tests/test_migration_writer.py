@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import hypothesis
 import hypothesis.strategies as st
@@ -40,17 +40,12 @@ from overplane.storage.schema import (
     object_table,
     time_column,
 )
+from tests.helpers import index_names, on_database
 
 ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 
 #: What a migration may import: the standard library, SQLAlchemy and Alembic, never overplane.
 ALLOWED_IMPORTS = set(sys.stdlib_module_names) | {"sqlalchemy", "alembic"}
-
-
-def on_database(database_url: str, work: Callable[[sa.Connection], T]) -> T:
-    """Run ``work`` on a connection to ``database_url`` (asyncpg for PostgreSQL)."""
-    return migrate.run_with_connection(migrate.alembic_url(database_url), work)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -230,14 +225,6 @@ def seed(table: str) -> Callable[[sa.Connection], None]:
         connection.commit()
 
     return work
-
-
-def index_names(connection: sa.Connection) -> set[str]:
-    if connection.dialect.name == "sqlite":
-        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
-    else:
-        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-    return {str(row[0]) for row in connection.execute(sa.text(sql))}
 
 
 def test_a_written_migration_rekeys_a_table_and_backfills_time_ranges(

@@ -1,40 +1,42 @@
 """The migrated schema matches the declarations, migrating is idempotent, SQLite is set up for
-concurrency, and the list is served by its index.
+concurrency, the list is served by its index, and migration 0002 backfills the counters and the
+normalised ``scheduled_time`` of rows written before it.
 
 Every test here runs on each backend through the session's migrated ``database_url`` (except the
-SQLite file tests, which use a fresh file). ``migrate.run_with_connection`` starts its own event
-loop for PostgreSQL, so these tests are plain synchronous functions.
+SQLite file tests, which use a fresh file, and the backfill test, which migrates a fresh database
+of either backend step by step). ``on_database`` (``migrate.run_with_connection``) starts its
+own event loop for PostgreSQL, so these tests are plain synchronous functions.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import secrets
 from collections.abc import Callable
-from contextlib import closing
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from starlette.testclient import TestClient
 
-from overplane.declarations import RESOURCES, Resource
+from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
-from overplane.storage.database import sqlite_path
 from overplane.storage.schema import metadata
-
-T = TypeVar("T")
+from tests.helpers import (
+    count_and_counter,
+    in_process,
+    index_names,
+    on_database,
+    sql,
+    valid_body,
+)
 
 LIST_INDEX_COLUMNS = ["account_id", "livemode", "created_at", "seq"]
-
-
-def on_database(database_url: str, work: Callable[[sa.Connection], T]) -> T:
-    """Run ``work`` on a connection to ``database_url`` (asyncpg for PostgreSQL)."""
-    return migrate.run_with_connection(migrate.alembic_url(database_url), work)
 
 
 def differences(target: sa.MetaData) -> Callable[[sa.Connection], list[Any]]:
@@ -164,10 +166,9 @@ def test_list_index_exists_and_serves_the_list_order(database_url: str, resource
     assert "Sort" not in text, text  # PostgreSQL: no sort node
 
 
-def journal_mode(path: str) -> str:
-    with closing(sqlite3.connect(path)) as connection:
-        mode: str = connection.execute("PRAGMA journal_mode").fetchone()[0]
-        return mode
+def journal_mode(database_url: str) -> str:
+    """The journal mode of a SQLite database, as a new connection finds it."""
+    return str(sql(database_url, "PRAGMA journal_mode")[0][0])
 
 
 @pytest.mark.parametrize("busy_timeout_ms", [None, 4321])
@@ -176,8 +177,9 @@ def test_sqlite_opened_by_the_app_is_in_wal_mode_with_a_busy_timeout(
 ) -> None:
     """A fresh SQLite file is switched to WAL when the app opens it; the app waits on locks."""
     migrate.upgrade(tmp_sqlite_url)
-    path = sqlite_path(tmp_sqlite_url)
-    assert journal_mode(path) == "delete"  # SQLite's default: the app must be what changes it
+    assert (
+        journal_mode(tmp_sqlite_url) == "delete"
+    )  # SQLite's default: the app must be what changes it
 
     settings = Settings(database_url=tmp_sqlite_url, access_log=False)
     if busy_timeout_ms is not None:
@@ -196,7 +198,7 @@ def test_sqlite_opened_by_the_app_is_in_wal_mode_with_a_busy_timeout(
     assert mode[0] == "wal"
     assert timeout[0] == settings.sqlite_busy_timeout_ms
     assert timeout[0] > 0
-    assert journal_mode(path) == "wal"  # persistent: every later connection uses WAL too
+    assert journal_mode(tmp_sqlite_url) == "wal"  # persistent: every later connection uses WAL too
 
 
 def test_every_declared_index_exists(database_url: str) -> None:
@@ -207,11 +209,125 @@ def test_every_declared_index_exists(database_url: str) -> None:
     """
     declared = {index.name for table in metadata.tables.values() for index in table.indexes}
 
-    def existing(connection: sa.Connection) -> set[str]:
-        if connection.dialect.name == "sqlite":
-            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
-        else:
-            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-        return {str(row[0]) for row in connection.execute(sa.text(sql))}
+    assert declared - on_database(database_url, index_names) == set()
 
-    assert declared - on_database(database_url, existing) == set()
+
+# --- migration 0002 on a database with rows --------------------------------------------------
+
+
+OLD_ROWS: list[tuple[Resource, str, bool, str | None]] = [
+    # resource, account, livemode, scheduled_time
+    (APPOINTMENT, "acct_old_one", False, "2024-01-15T10:00:00+01:00"),
+    (APPOINTMENT, "acct_old_one", False, "scheduled_time_example"),
+    (APPOINTMENT, "acct_old_one", False, "2024-02-30T00:00:00Z"),
+    (APPOINTMENT, "acct_old_one", True, "2024-01-15T09:00:00.123456Z"),
+    (APPOINTMENT, "acct_old_two", False, "1999-12-31T23:00:00-01:00"),
+    (APPOINTMENT, "acct_old_two", False, "2024-01-15T09:00:00Z"),
+    (PARTY_LINK, "acct_old_one", False, None),
+    (PARTY_LINK, "acct_old_one", False, None),
+    (PARTY_LINK, "acct_old_two", True, None),
+]
+
+#: The normalised copy each scheduled_time above must get: epoch microseconds, or None.
+OLD_SCHEDULED_US: dict[str, int | None] = {
+    "2024-01-15T10:00:00+01:00": 1_705_309_200_000_000,
+    "scheduled_time_example": None,
+    "2024-02-30T00:00:00Z": None,
+    "2024-01-15T09:00:00.123456Z": 1_705_309_200_123_456,
+    "1999-12-31T23:00:00-01:00": 946_684_800_000_000,
+    "2024-01-15T09:00:00Z": 1_705_309_200_000_000,
+}
+
+
+def insert_old_rows(database_url: str) -> list[str]:
+    """Accounts and objects written with plain SQL at revision 0001; the ids, oldest first."""
+    made: list[str] = []
+
+    def work(connection: sa.Connection) -> None:
+        for number, name in enumerate(("acct_old_one", "acct_old_two")):
+            connection.execute(
+                sa.text("INSERT INTO accounts (id, name, created_at) VALUES (:id, :name, 0)"),
+                {"id": name, "name": f"old-{number}-{name}"},
+            )
+        for index, (resource, account, livemode, scheduled) in enumerate(OLD_ROWS):
+            object_id = resource.id_prefix + secrets.token_hex(12)
+            values: dict[str, Any] = {f.name: f.example for f in resource.required_fields}
+            if scheduled is not None:
+                values["scheduled_time"] = scheduled
+            names = ["id", "account_id", "livemode", "created_at", "updated_at", *values]
+            connection.execute(
+                sa.text(
+                    f"INSERT INTO {resource.table_name} ({', '.join(names)}) "
+                    f"VALUES ({', '.join(':' + n for n in names)})"
+                ),
+                {
+                    "id": object_id,
+                    "account_id": account,
+                    "livemode": livemode,
+                    "created_at": 1_700_000_000_000 + index,
+                    "updated_at": 1_700_000_000_000 + index,
+                    **values,
+                },
+            )
+            made.append(object_id)
+        connection.commit()
+
+    on_database(database_url, work)
+    return made
+
+
+def test_migration_0002_backfills_counters_and_scheduled_times(fresh_database_url: str) -> None:
+    """Rows written before 0002 get counted and their parseable scheduled_time normalised; the
+    API then gives exact totals, range filters and cursors over them, and keeps counting."""
+    url = fresh_database_url
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0001")
+    made = insert_old_rows(url)
+    command.upgrade(config, "head")
+
+    for resource in RESOURCES:
+        for account in ("acct_old_one", "acct_old_two"):
+            for livemode in (False, True):
+                expected = sum(
+                    1 for r, a, live, _ in OLD_ROWS if (r, a, live) == (resource, account, livemode)
+                )
+                assert count_and_counter(url, resource, account, livemode) == (expected, expected)
+    for object_id, (resource, _, _, scheduled) in zip(made, OLD_ROWS, strict=True):
+        if resource is APPOINTMENT:
+            assert scheduled is not None
+            row = sql(url, "SELECT scheduled_time__us FROM crm_appointment WHERE id = ?", object_id)
+            assert row[0][0] == OLD_SCHEDULED_US[scheduled], scheduled
+
+    with in_process(url) as server:
+        old_one = server.new_caller("test", "old-0-acct_old_one")
+        old_two = server.new_caller("test", "old-1-acct_old_two")
+        appointments = [
+            i
+            for i, row in zip(made, OLD_ROWS, strict=True)
+            if row[:3] == (APPOINTMENT, "acct_old_one", False)
+        ]
+        listed = old_one.get(APPOINTMENT.path).json()
+        assert ([o["id"] for o in listed["data"]], listed["total"]) == (
+            appointments[::-1],
+            3,
+        )
+        nine = {
+            "scheduled_time[gte]": "2024-01-15T09:00:00Z",
+            "scheduled_time[lte]": "2024-01-15T09:00:00Z",
+        }
+        found = old_one.get(APPOINTMENT.path, params=nine).json()
+        assert [o["id"] for o in found["data"]] == [appointments[0]]
+        assert found["data"][0]["scheduled_time"] == "2024-01-15T10:00:00+01:00"
+        # 1999-12-31T23:00:00-01:00 is midnight UTC, not an hour before it.
+        midnight = "2000-01-01T00:00:00Z"
+        assert old_two.total(APPOINTMENT, **{"scheduled_time[lte]": midnight}) == 1
+        assert old_two.total(APPOINTMENT, **{"scheduled_time[lt]": midnight}) == 0
+
+        # Triggers take over from the backfill without counting anything twice.
+        assert old_one.post(APPOINTMENT.path, json=valid_body(APPOINTMENT)).status_code == 201
+        assert old_one.delete(f"{APPOINTMENT.path}/{appointments[1]}").status_code == 200
+        assert old_one.total(APPOINTMENT) == 3
+        assert count_and_counter(url, APPOINTMENT, "acct_old_one", False) == (3, 3)
+        after = old_one.get(APPOINTMENT.path, params={"starting_after": appointments[1]}).json()
+        assert [o["id"] for o in after["data"]] == [appointments[0]]
+        assert old_one.total(PARTY_LINK) == 2

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from conftest import Caller, Server, valid_body
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
+from tests.helpers import Caller, Server, assert_error, object_path, valid_body
 
 T = TypeVar("T")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -55,35 +55,15 @@ def parse_timestamp(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
-def create(api: Caller, resource: Resource, **overrides: str | None) -> dict[str, Any]:
-    """Create an object of ``resource`` and return it."""
-    response = api.post(resource.path, json=valid_body(resource, **overrides))
-    assert response.status_code == 201, response.text
-    obj: dict[str, Any] = response.json()
-    return obj
-
-
 def full_body(resource: Resource, tag: str = "") -> dict[str, str | None]:
     """A create body with every field set to a distinct value."""
     return {f.name: f"{f.name} value {tag}".strip() for f in resource.fields}
 
 
-def object_path(resource: Resource, object_id: str) -> str:
-    return f"{resource.path}/{object_id}"
-
-
 def list_ids(api: Caller, resource: Resource, **params: int) -> list[str]:
-    response = api.get(resource.path, params=params)
-    assert response.status_code == 200, response.text
-    return [obj["id"] for obj in response.json()["data"]]
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Check an error response's status and code; return its error object."""
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    return error
+    """The ids of one page of the list, in list order."""
+    page = api.list(resource, {name: str(value) for name, value in params.items()})
+    return [obj["id"] for obj in page["data"]]
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -130,7 +110,7 @@ def test_values_are_returned_exactly_as_sent(api: Caller, resource: Resource) ->
         overrides: dict[str, str | None] = {optional[0].name: sample}
         if sample.strip():
             overrides[required.name] = sample
-        created = create(api, resource, **overrides)
+        created = api.create(resource, **overrides)
         fetched = api.get(object_path(resource, created["id"])).json()
         for name, value in overrides.items():
             assert created[name] == value, (name, sample)
@@ -139,8 +119,8 @@ def test_values_are_returned_exactly_as_sent(api: Caller, resource: Resource) ->
 
 def test_each_create_makes_a_new_object(api: Caller, resource: Resource) -> None:
     """Two identical creates make two objects with different ids."""
-    first = create(api, resource)
-    second = create(api, resource)
+    first = api.create(resource)
+    second = api.create(resource)
     assert first["id"] != second["id"]
     assert api.get(resource.path).json()["total"] == 2
 
@@ -160,8 +140,8 @@ def test_retrieve_returns_the_created_object(api: Caller, resource: Resource) ->
 
 def test_retrieve_unknown_id_is_404(api: Caller, resource: Resource) -> None:
     """Retrieve of an id that was never created: 404 resource_missing."""
-    unknown = create(api, resource)["id"][:-6] + "zzzzzz"
-    assert_error(api.get(object_path(resource, unknown)), 404, "resource_missing")
+    unknown = api.create(resource)["id"][:-6] + "zzzzzz"
+    assert_error(api.get(object_path(resource, unknown)), 404, "resource_missing", "id")
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -255,7 +235,7 @@ def test_list_is_newest_first_with_ties_in_reverse_creation_order(
 def test_list_objects_are_rendered_like_retrieve(api: Caller, resource: Resource) -> None:
     """List: each item is the whole object, exactly as retrieve renders it."""
     first = api.post(resource.path, json=full_body(resource, "a")).json()
-    second = create(api, resource)
+    second = api.create(resource)
     data = api.get(resource.path).json()["data"]
     assert [list(obj) for obj in data] == [keys_in_order(resource)] * 2
     assert data == [second, first]
@@ -263,7 +243,7 @@ def test_list_objects_are_rendered_like_retrieve(api: Caller, resource: Resource
 
 def test_list_default_limit_is_20(api: Caller, resource: Resource) -> None:
     """List: without limit, 20 objects per page; has_more and total describe the rest."""
-    ids = [create(api, resource)["id"] for _ in range(23)]
+    ids = [api.create(resource)["id"] for _ in range(23)]
     page = api.get(resource.path).json()
     assert [obj["id"] for obj in page["data"]] == ids[::-1][:20]
     assert page["has_more"] is True
@@ -275,7 +255,7 @@ def test_list_default_limit_is_20(api: Caller, resource: Resource) -> None:
 
 def test_list_limit_and_offset_slice_the_list(api: Caller, resource: Resource) -> None:
     """List: data is the [offset, offset+limit) slice; has_more == offset+len(data) < total."""
-    newest_first = [create(api, resource)["id"] for _ in range(7)][::-1]
+    newest_first = [api.create(resource)["id"] for _ in range(7)][::-1]
     for limit in (1, 2, 3, 6, 7, 8, 100):
         for offset in (0, 1, 3, 5, 6, 7, 8, 50):
             page = api.get(resource.path, params={"limit": limit, "offset": offset}).json()
@@ -290,7 +270,7 @@ def test_list_offset_past_the_end_gives_no_data_and_the_true_total(
 ) -> None:
     """List: an offset past the end gives data [] with the true total and has_more false."""
     for _ in range(3):
-        create(api, resource)
+        api.create(resource)
     for offset in (3, 4, 1000):
         page = api.get(resource.path, params={"offset": offset}).json()
         assert page == {"data": [], "has_more": False, "total": 3}, offset
@@ -342,11 +322,11 @@ def test_update_cannot_clear_a_required_field(
     api: Caller, resource: Resource, value: str | None
 ) -> None:
     """Update: null or blank on a required field is 400 parameter_invalid; nothing changes."""
-    created = create(api, resource)
+    created = api.create(resource)
     path = object_path(resource, created["id"])
     for field in resource.required_fields:
-        error = assert_error(api.patch(path, json={field.name: value}), 400, "parameter_invalid")
-        assert error["param"] == field.name
+        response = api.patch(path, json={field.name: value})
+        assert_error(response, 400, "parameter_invalid", field.name)
     assert api.get(path).json() == created
 
 
@@ -367,7 +347,7 @@ def test_updated_at_moves_strictly_forward_on_rapid_updates(
     """Update: updated_at strictly increases on every accepted update, even within one
     millisecond; created_at never moves.
     """
-    created = create(api, resource)
+    created = api.create(resource)
     path = object_path(resource, created["id"])
     field = resource.fields[-1].name
 
@@ -399,16 +379,16 @@ def test_updated_at_moves_strictly_forward_on_rapid_updates(
 
 def test_update_does_not_change_the_list_order(api: Caller, resource: Resource) -> None:
     """List order follows created_at, which an update never changes."""
-    ids = [create(api, resource)["id"] for _ in range(3)]
+    ids = [api.create(resource)["id"] for _ in range(3)]
     api.patch(object_path(resource, ids[0]), json={resource.fields[-1].name: "touched"})
     assert list_ids(api, resource) == ids[::-1]
 
 
 def test_update_unknown_id_is_404(api: Caller, resource: Resource) -> None:
     """Update of an id that was never created: 404 resource_missing."""
-    unknown = create(api, resource)["id"][:-6] + "zzzzzz"
+    unknown = api.create(resource)["id"][:-6] + "zzzzzz"
     response = api.patch(object_path(resource, unknown), json=valid_body(resource))
-    assert_error(response, 404, "resource_missing")
+    assert_error(response, 404, "resource_missing", "id")
 
 
 # --- delete ---------------------------------------------------------------------------------
@@ -416,16 +396,16 @@ def test_update_unknown_id_is_404(api: Caller, resource: Resource) -> None:
 
 def test_delete_is_permanent(api: Caller, resource: Resource) -> None:
     """Delete: 200 {"id", "deleted": true}; then retrieve, update and delete give 404."""
-    kept = create(api, resource)
-    doomed = create(api, resource)
+    kept = api.create(resource)
+    doomed = api.create(resource)
     path = object_path(resource, doomed["id"])
     response = api.delete(path)
     assert response.status_code == 200, response.text
     assert list(response.json()) == ["id", "deleted"]
     assert response.json() == {"id": doomed["id"], "deleted": True}
-    assert_error(api.get(path), 404, "resource_missing")
-    assert_error(api.patch(path, json=valid_body(resource)), 404, "resource_missing")
-    assert_error(api.delete(path), 404, "resource_missing")
+    assert_error(api.get(path), 404, "resource_missing", "id")
+    assert_error(api.patch(path, json=valid_body(resource)), 404, "resource_missing", "id")
+    assert_error(api.delete(path), 404, "resource_missing", "id")
     page = api.get(resource.path).json()
     assert [obj["id"] for obj in page["data"]] == [kept["id"]]
     assert page["total"] == 1
@@ -437,7 +417,7 @@ def test_delete_is_permanent(api: Caller, resource: Resource) -> None:
 
 def test_ids_have_the_prefix_and_a_url_safe_random_part(api: Caller, resource: Resource) -> None:
     """Ids are {prefix}{random}: URL-safe, long enough for 96 random bits, all different."""
-    ids = [create(api, resource)["id"] for _ in range(20)]
+    ids = [api.create(resource)["id"] for _ in range(20)]
     assert len(set(ids)) == len(ids)
     for object_id in ids:
         assert object_id.startswith(resource.id_prefix)
@@ -451,8 +431,8 @@ def test_ids_have_the_prefix_and_a_url_safe_random_part(api: Caller, resource: R
 
 def test_id_with_another_prefix_is_404(api: Caller) -> None:
     """An id under the wrong resource, or with its prefix swapped, is simply not found."""
-    link = create(api, PARTY_LINK)
-    appointment = create(api, APPOINTMENT)
+    link = api.create(PARTY_LINK)
+    appointment = api.create(APPOINTMENT)
     for resource, object_id in (
         (APPOINTMENT, link["id"]),
         (PARTY_LINK, appointment["id"]),
@@ -460,9 +440,9 @@ def test_id_with_another_prefix_is_404(api: Caller) -> None:
         (PARTY_LINK, link["id"].removeprefix(PARTY_LINK.id_prefix)),
     ):
         path = object_path(resource, object_id)
-        assert_error(api.get(path), 404, "resource_missing")
-        assert_error(api.patch(path, json={}), 404, "resource_missing")
-        assert_error(api.delete(path), 404, "resource_missing")
+        assert_error(api.get(path), 404, "resource_missing", "id")
+        assert_error(api.patch(path, json={}), 404, "resource_missing", "id")
+        assert_error(api.delete(path), 404, "resource_missing", "id")
     assert api.get(object_path(PARTY_LINK, link["id"])).json() == link
     assert api.get(object_path(APPOINTMENT, appointment["id"])).json() == appointment
 
@@ -483,21 +463,21 @@ def test_id_with_another_prefix_is_404(api: Caller) -> None:
 def test_malformed_ids_are_404(api: Caller, resource: Resource, raw_id: str) -> None:
     """Any path text that is not an id of this caller is 404 resource_missing, never a 500."""
     path = object_path(resource, raw_id.format(prefix=resource.id_prefix))
-    assert_error(api.get(path), 404, "resource_missing")
-    assert_error(api.patch(path, json={}), 404, "resource_missing")
-    assert_error(api.delete(path), 404, "resource_missing")
+    assert_error(api.get(path), 404, "resource_missing", "id")
+    assert_error(api.patch(path, json={}), 404, "resource_missing", "id")
+    assert_error(api.delete(path), 404, "resource_missing", "id")
 
 
 def test_id_of_another_account_is_404(server: Server, resource: Resource) -> None:
     """An id of another account is not found (404, never 403), and stays untouched."""
     owner, stranger = server.new_caller(), server.new_caller()
-    obj = create(owner, resource)
+    obj = owner.create(resource)
     path = object_path(resource, obj["id"])
-    assert_error(stranger.get(path), 404, "resource_missing")
+    assert_error(stranger.get(path), 404, "resource_missing", "id")
     assert_error(
-        stranger.patch(path, json={resource.fields[-1].name: "x"}), 404, "resource_missing"
+        stranger.patch(path, json={resource.fields[-1].name: "x"}), 404, "resource_missing", "id"
     )
-    assert_error(stranger.delete(path), 404, "resource_missing")
+    assert_error(stranger.delete(path), 404, "resource_missing", "id")
     assert owner.get(path).json() == obj
 
 
@@ -507,7 +487,7 @@ def test_id_of_another_account_is_404(server: Server, resource: Resource) -> Non
 def test_timestamps_are_rfc3339_utc_with_milliseconds(api: Caller, resource: Resource) -> None:
     """Timestamps look like 2024-01-15T09:30:00.123Z and tell the current UTC time."""
     before = datetime.now(UTC) - timedelta(seconds=5)
-    created = create(api, resource)
+    created = api.create(resource)
     updated = api.patch(object_path(resource, created["id"]), json={}).json()
     listed = api.get(resource.path).json()["data"][0]
     after = datetime.now(UTC) + timedelta(seconds=5)
@@ -559,7 +539,7 @@ def test_trailing_slash_is_served_the_same_without_redirect(
     response = api.delete(path, follow_redirects=False)
     assert response.status_code == 200, response.text
     assert response.json() == {"id": obj["id"], "deleted": True}
-    assert_error(api.get(path, follow_redirects=False), 404, "resource_missing")
+    assert_error(api.get(path, follow_redirects=False), 404, "resource_missing", "id")
 
 
 # --- the published pages' examples ----------------------------------------------------------

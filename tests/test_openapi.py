@@ -47,7 +47,6 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.testclient import TestClient
 
-from conftest import Caller, Server, valid_body
 from overplane.auth import keys
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.app import OverplaneApp
@@ -57,6 +56,7 @@ from overplane.http.list_query import ListQueryParser
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import sqlite_path
+from tests.helpers import Caller, Server, valid_body
 
 JSONObject = dict[str, Any]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -661,6 +661,7 @@ def run_schemathesis(
     return sent
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_violations(
     server: Server, api: Caller, document: JSONObject
 ) -> None:

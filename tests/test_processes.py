@@ -13,7 +13,6 @@ processes start (together, with ``--no-migrate``, as a rolling deploy runs them)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import threading
@@ -24,15 +23,22 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from conftest import assert_replay_of, optional_field, valid_body
-from overplane.auth import keys
-from overplane.declarations import RESOURCES, Resource
-from overplane.settings import Settings
-from overplane.storage import migrate
-from overplane.storage.database import open_database
-from servers import RunningServer, ServerLauncher
+from overplane.declarations import RESOURCES
+from tests.helpers import (
+    REPLAYED,
+    Caller,
+    RunningServer,
+    ServerLauncher,
+    assert_replay_of,
+    new_api_key,
+    optional_field,
+    prepare_database,
+    valid_body,
+)
 
-REPLAYED = "idempotent-replayed"
+#: Every test here runs two real ``overplane serve`` processes.
+pytestmark = pytest.mark.slow
+
 CONCURRENT_POSTS = 50
 
 
@@ -42,42 +48,21 @@ class Pair:
 
     servers: tuple[RunningServer, RunningServer]
     key: str
-    a: httpx.Client
-    b: httpx.Client
-
-
-def prepare(database_url: str, key: str) -> None:
-    """Migrate the database and register ``key``, as a deploy job would before the servers."""
-    migrate.upgrade(database_url)
-
-    async def register() -> None:
-        db = await open_database(Settings(database_url=database_url))
-        try:
-            await keys.ensure_bootstrap(db, key)
-        finally:
-            await db.close()
-
-    asyncio.run(register())
+    a: Caller
+    b: Caller
 
 
 @pytest.fixture
 def pair(fresh_database_url: str, start_server: ServerLauncher) -> Iterator[Pair]:
     """Two ``overplane serve`` processes on one fresh database."""
-    key = "sk_test_" + secrets.token_hex(16)
-    prepare(fresh_database_url, key)
+    key = new_api_key()
+    prepare_database(fresh_database_url, key)
     env = {"OVERPLANE_BOOTSTRAP_KEY": key, "OVERPLANE_ACCESS_LOG": "false"}
     one, two = (start_server.launch(fresh_database_url, "--no-migrate", **env) for _ in range(2))
     one.wait_ready()
     two.wait_ready()
     with one.client(key) as a, two.client(key) as b:
-        yield Pair((one, two), key, a, b)
-
-
-def total(client: httpx.Client, resource: Resource) -> int:
-    listed = client.get(resource.path)
-    assert listed.status_code == 200, listed.text
-    value: int = listed.json()["total"]
-    return value
+        yield Pair((one, two), key, Caller(a, key, "default"), Caller(b, key, "default"))
 
 
 def test_writes_are_read_at_once_on_the_other_process(pair: Pair) -> None:
@@ -85,7 +70,7 @@ def test_writes_are_read_at_once_on_the_other_process(pair: Pair) -> None:
     process is retrieved (or gone) through the other at once, and both report the same list
     total after every write, newest first."""
     for resource in RESOURCES:
-        field = optional_field(resource)
+        field = optional_field(resource).name
         created: list[str] = []
         for i in range(6):
             writer, reader = (pair.a, pair.b) if i % 2 == 0 else (pair.b, pair.a)
@@ -104,7 +89,7 @@ def test_writes_are_read_at_once_on_the_other_process(pair: Pair) -> None:
             writer, reader = (pair.a, pair.b) if i % 2 == 0 else (pair.b, pair.a)
             assert writer.delete(location).status_code == 200
             assert reader.get(location).status_code == 404
-            assert total(pair.a, resource) == total(pair.b, resource) == len(created) - i - 1
+            assert pair.a.total(resource) == pair.b.total(resource) == len(created) - i - 1
 
 
 def test_idempotency_keys_and_if_match_hold_across_processes(pair: Pair) -> None:
@@ -120,10 +105,10 @@ def test_idempotency_keys_and_if_match_hold_across_processes(pair: Pair) -> None
         reused = pair.b.post(resource.path, content=body + b" ", headers=headers)
         assert reused.status_code == 422
         assert reused.json()["error"]["code"] == "idempotency_key_reused"
-        assert total(pair.a, resource) == total(pair.b, resource) == 1
+        assert pair.a.total(resource) == pair.b.total(resource) == 1
         location = first.headers["location"]
 
-        field = optional_field(resource)
+        field = optional_field(resource).name
         patch_key = {"Idempotency-Key": secrets.token_hex(8)}
         patched = pair.b.patch(location, json={field: "once"}, headers=patch_key)
         assert patched.status_code == 200
@@ -179,7 +164,7 @@ def test_fifty_concurrent_posts_with_one_key_create_one_object(pair: Pair) -> No
     for response in in_use:
         error = response.json()["error"]
         assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_key_in_use")
-    assert total(pair.a, resource) == total(pair.b, resource) == 1
+    assert pair.a.total(resource) == pair.b.total(resource) == 1
     only = pair.b.get(resource.path).json()["data"][0]
     assert only == created[0].json()
     assert pair.a.post(resource.path, content=body, headers=headers).content == created[0].content

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from servers import ServerLauncher
+from tests.helpers import ServerLauncher
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["README.md", "docs/api.md"]
@@ -145,8 +144,7 @@ def test_the_pages_shell_examples_run_as_pasted(
 ) -> None:
     """Every runnable block, in order, in one shell, against a real server."""
     assert (ROOT / ".venv/bin/overplane").exists(), "the README's commands use .venv/bin"
-    key = "sk_test_" + secrets.token_hex(16)
-    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    server, key = start_server.with_new_key(fresh_database_url)
     script = "\n".join(
         [
             "set -euo pipefail",

@@ -8,42 +8,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from conftest import Caller, valid_body
-from overplane.declarations import APPOINTMENT, RESOURCES, Field, Resource
+from overplane.declarations import APPOINTMENT, RESOURCES, Resource
+from tests.helpers import Caller, assert_error, object_path, optional_field, valid_body
 
 MIB = 1_048_576
 JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str, param: str | None = None
-) -> dict[str, Any]:
-    """Check an error response's status, code and param (absent when ``param`` is None)."""
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["type"] == "invalid_request_error", error
-    assert error["code"] == code, error
-    assert error.get("param") == param, error
-    return error
-
-
-def create(api: Caller, resource: Resource, **overrides: str | None) -> dict[str, Any]:
-    """Create an object of ``resource`` and return it."""
-    response = api.post(resource.path, json=valid_body(resource, **overrides))
-    assert response.status_code == 201, response.text
-    obj: dict[str, Any] = response.json()
-    return obj
-
-
-def object_path(resource: Resource, object_id: str) -> str:
-    return f"{resource.path}/{object_id}"
-
-
-def optional_field(resource: Resource) -> Field:
-    return next(f for f in resource.fields if not f.required)
 
 
 def padded_body(payload: dict[str, Any], size: int) -> bytes:
@@ -74,7 +45,7 @@ def test_another_content_type_is_415(api: Caller, resource: Resource, content_ty
     assert_error(
         api.post(resource.path, content=body, headers=headers), 415, "content_type_unsupported"
     )
-    obj = create(api, resource)
+    obj = api.create(resource)
     response = api.patch(object_path(resource, obj["id"]), content=body, headers=headers)
     assert_error(response, 415, "content_type_unsupported")
     assert api.get(resource.path).json()["total"] == 1
@@ -86,7 +57,7 @@ def test_a_body_without_content_type_is_415(api: Caller, resource: Resource) -> 
     response = api.post(resource.path, content=body)
     assert "content-type" not in response.request.headers
     assert_error(response, 415, "content_type_unsupported")
-    obj = create(api, resource)
+    obj = api.create(resource)
     response = api.patch(object_path(resource, obj["id"]), content=body)
     assert_error(response, 415, "content_type_unsupported")
 
@@ -149,7 +120,7 @@ def test_body_that_is_not_a_json_object_is_400(
 ) -> None:
     """Malformed JSON, bytes that are not UTF-8, or JSON that is not an object: body_invalid."""
     assert_error(api.post(resource.path, content=body, headers=JSON_HEADERS), 400, "body_invalid")
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     assert_error(api.patch(path, content=body, headers=JSON_HEADERS), 400, "body_invalid")
     assert api.get(path).json() == obj
@@ -160,7 +131,7 @@ def test_body_without_content_type_and_without_bytes_is_400(
     api: Caller, resource: Resource
 ) -> None:
     """An update with no body at all is not a JSON object: 400 body_invalid."""
-    obj = create(api, resource)
+    obj = api.create(resource)
     assert_error(api.patch(object_path(resource, obj["id"])), 400, "body_invalid")
     assert_error(api.post(resource.path), 400, "body_invalid")
 
@@ -174,7 +145,7 @@ def test_body_over_1_mib_is_413(api: Caller, resource: Resource) -> None:
     response = api.post(resource.path, content=body, headers=JSON_HEADERS)
     assert response.request.headers["content-length"] == str(MIB + 1)
     assert_error(response, 413, "body_too_large")
-    obj = create(api, resource)
+    obj = api.create(resource)
     response = api.patch(object_path(resource, obj["id"]), content=body, headers=JSON_HEADERS)
     assert_error(response, 413, "body_too_large")
     assert api.get(resource.path).json()["total"] == 1
@@ -235,7 +206,7 @@ def test_field_value_that_is_not_a_string_is_400(
         body: dict[str, object] = {**valid_body(resource), field.name: value}
         response = api.post(resource.path, json=body)
         assert_error(response, 400, "parameter_invalid", field.name)
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     for field in (resource.required_fields[0], optional_field(resource)):
         assert_error(
@@ -250,7 +221,7 @@ def test_unknown_field_is_400_naming_it(api: Caller, resource: Resource, name: s
     """A field the resource does not have is 400 parameter_unknown naming it."""
     body: dict[str, object] = {**valid_body(resource), name: "value"}
     assert_error(api.post(resource.path, json=body), 400, "parameter_unknown", name)
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     assert_error(api.patch(path, json={name: "value"}), 400, "parameter_unknown", name)
     assert_error(api.patch(path, json={name: None}), 400, "parameter_unknown", name)
@@ -297,7 +268,7 @@ def test_optional_fields_accept_null_and_blank(api: Caller, resource: Resource) 
     """Optional fields are string or null: null, "" and spaces are all accepted as sent."""
     optional = [f.name for f in resource.fields if not f.required]
     for value in (None, "", "   "):
-        obj = create(api, resource, **dict.fromkeys(optional, value))
+        obj = api.create(resource, **dict.fromkeys(optional, value))
         assert all(obj[name] == value for name in optional), value
 
 
@@ -380,7 +351,7 @@ def test_nul_characters_are_rejected(api: Caller, resource: Resource, value: str
     for field in (resource.required_fields[0], optional_field(resource)):
         response = api.post(resource.path, json=valid_body(resource, **{field.name: value}))
         assert_error(response, 400, "parameter_invalid", field.name)
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     field = optional_field(resource)
     assert_error(api.patch(path, json={field.name: value}), 400, "parameter_invalid", field.name)
@@ -422,7 +393,7 @@ def test_bad_limit_or_offset_is_400_naming_it(
 
 def test_limit_bounds_are_accepted(api: Caller, resource: Resource) -> None:
     """limit=1 and limit=100 are allowed; offset=0 is allowed."""
-    first, second = create(api, resource), create(api, resource)
+    first, second = api.create(resource), api.create(resource)
     page = api.get(resource.path, params={"limit": 1}).json()
     assert page == {"data": [second], "has_more": True, "total": 2}
     page = api.get(resource.path, params={"limit": 1, "offset": 1}).json()
@@ -434,7 +405,7 @@ def test_limit_bounds_are_accepted(api: Caller, resource: Resource) -> None:
 @pytest.mark.parametrize("offset", [10**6, 2**63, 10**30, 10**100])
 def test_huge_offset_gives_empty_page(api: Caller, resource: Resource, offset: int) -> None:
     """An offset far past the end (even beyond 64 bits) gives data [] and the true total."""
-    create(api, resource)
+    api.create(resource)
     response = api.get(resource.path, params={"offset": str(offset)})
     assert response.status_code == 200, response.text
     assert response.json() == {"data": [], "has_more": False, "total": 1}
@@ -451,7 +422,7 @@ def test_unknown_query_parameter_on_other_operations_is_400(
     api: Caller, resource: Resource
 ) -> None:
     """Create, retrieve, update and delete take no query parameters: parameter_unknown."""
-    obj = create(api, resource)
+    obj = api.create(resource)
     path = object_path(resource, obj["id"])
     params = {"expand": "x"}
     response = api.post(resource.path, params=params, json=valid_body(resource))

@@ -19,17 +19,15 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from starlette.testclient import TestClient
 
-from conftest import Server, valid_body
 from overplane.declarations import RESOURCES, Resource
-from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import is_postgres, open_database, postgres_sql
 from overplane.storage.objects import ObjectStore
 from overplane.storage.schema import REFERENCE_TABLES, metadata
 from overplane.storage.tenant import Tenant
+from tests.helpers import in_process, on_database, valid_body
 
 #: Rows in the one account whose plans are checked: enough that a scan would cost visibly
 #: more than the index, had the planner any reason to choose it.
@@ -128,7 +126,7 @@ def _sqlite_plans(
             for name, sql in statements.items()
         }
 
-    return migrate.run_with_connection(migrate.alembic_url(url), work)
+    return on_database(url, work)
 
 
 @pytest.mark.slow
@@ -150,7 +148,7 @@ def test_by_id_statements_use_the_primary_key_without_statistics(
                 connection.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = off)"))
         connection.commit()
 
-    migrate.run_with_connection(migrate.alembic_url(url), add_account)
+    on_database(url, add_account)
     tenant = Tenant(account, False)
     object_id = asyncio.run(_fill(url, resource, tenant))
     statements = ObjectStore(resource).by_id_statements()
@@ -191,14 +189,14 @@ def _snapshot(url: str) -> dict[str, Any]:
             found[table] = sorted(tuple(map(str, row)) for row in rows)
         return found
 
-    return migrate.run_with_connection(migrate.alembic_url(url), work)
+    return on_database(url, work)
 
 
 def _max_seq(url: str, table: str) -> int:
     def work(connection: sa.Connection) -> int:
         return int(connection.execute(sa.text(f"SELECT max(seq) FROM {table}")).scalar_one())
 
-    return migrate.run_with_connection(migrate.alembic_url(url), work)
+    return on_database(url, work)
 
 
 @pytest.mark.slow
@@ -243,14 +241,12 @@ def test_migration_0005_keeps_every_row(fresh_database_url: str) -> None:
             )
         connection.commit()
 
-    migrate.run_with_connection(migrate.alembic_url(url), fill)
+    on_database(url, fill)
     before = _snapshot(url)
     command.upgrade(config, "head")
     assert _snapshot(url) == before
 
-    app = OverplaneApp(Settings(database_url=url, access_log=False))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        server = Server(app=app, client=client, database_url=url)
+    with in_process(url) as server:
         caller = server.new_caller("test", account)
         for resource in RESOURCES:
             old_seq = _max_seq(url, resource.table_name)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,8 +30,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import Caller, Server
 from overplane.declarations import RESOURCES, Field, Resource
+from tests.helpers import Caller, Server, assert_error
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 DEFAULT_LIMIT = 20  # the contract's default page size
@@ -109,15 +109,6 @@ def assert_same_object(actual: object, expected: dict[str, Any]) -> None:
     assert isinstance(actual, dict)
     assert list(actual) == list(expected)
     assert actual == expected
-
-
-def assert_error(response: httpx.Response, status: int, code: str, param: str | None) -> None:
-    """``response`` is the contract's error with this status, code and (if given) param."""
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    if param is not None:
-        assert error.get("param") == param, error
 
 
 class ResourceMachine(RuleBasedStateMachine):
@@ -248,7 +239,7 @@ class ResourceMachine(RuleBasedStateMachine):
             response = self.caller.patch(self.path(object_id), json=body)
         else:
             response = self.caller.request(method, self.path(object_id))
-        assert_error(response, 404, "resource_missing", None)
+        assert_error(response, 404, "resource_missing", "id")
         assert response.json()["error"]["type"] == "invalid_request_error"
 
     @rule(
@@ -277,6 +268,7 @@ class ResourceMachine(RuleBasedStateMachine):
         assert page["has_more"] is (start + len(page["data"]) < total)
 
 
+@pytest.mark.slow
 def test_operations_agree_with_the_model(server: Server, resource: Resource) -> None:
     """Any sequence of the five operations behaves as the contract's model says (per resource)."""
 

@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
-from servers import RunningServer, ServerLauncher
+from tests.helpers import RunningServer, ServerLauncher
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "overplane" / "web"
 SWAGGER_UI = WEB / "static" / "swagger-ui"

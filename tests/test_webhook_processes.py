@@ -15,12 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import valid_body
 from overplane.declarations import APPOINTMENT
 from overplane.storage.database import is_postgres
-from receivers import Receiver
-from servers import RunningServer, ServerLauncher
-from test_processes import prepare
+from tests.helpers import Receiver, RunningServer, ServerLauncher, prepare_database, valid_body
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +62,7 @@ def test_sigkill_during_deliveries_loses_no_event(
     fresh_database_url: str, start_server: ServerLauncher
 ) -> None:
     key = "sk_test_" + secrets.token_hex(16)
-    prepare(fresh_database_url, key)
+    prepare_database(fresh_database_url, key)
     receiver = Receiver(delay_seconds=0.2)  # slow: deliveries are in flight when killed
     try:
         first = serve(start_server, fresh_database_url, key)
@@ -100,7 +97,7 @@ def test_two_processes_deliver_a_burst_of_a_thousand_events(
     """PostgreSQL: the path past one machine (SQLite's processes share the work the same way,
     one writer at a time, which the SIGKILL test exercises)."""
     key = "sk_test_" + secrets.token_hex(16)
-    prepare(fresh_database_url, key)
+    prepare_database(fresh_database_url, key)
     receiver = Receiver()
     try:
         servers = [serve(start_server, fresh_database_url, key) for _ in range(2)]

@@ -15,15 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
-from conftest import Caller, Server, valid_body
 from overplane.declarations import APPOINTMENT, PARTY_LINK
-from overplane.http.app import OverplaneApp
-from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.webhooks import SignatureVerificationError, verify
-from receivers import WAIT_SECONDS, Receiver
+from tests.helpers import WAIT_SECONDS, Caller, Receiver, Server, in_process, valid_body
 
 ENDPOINTS = "/api/webhook-endpoints"
 
@@ -42,16 +38,14 @@ def worker_app(database_url: str, **settings: Any) -> Iterator[Server]:
     every due delivery of its database: other tests' endpoints would queue before ours)."""
     migrate.upgrade(database_url)
     defaults: dict[str, Any] = {
+        "webhook_worker": True,
         "webhook_allow_private": True,
         "webhook_poll_seconds": 0.05,
         "webhook_retry_base_seconds": 0.1,
         "webhook_retry_for_seconds": 30.0,
     }
-    app = OverplaneApp(
-        Settings(database_url=database_url, access_log=False, **(defaults | settings))
-    )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Server(app=app, client=client, database_url=database_url)
+    with in_process(database_url, **(defaults | settings)) as app:
+        yield app
 
 
 @pytest.fixture
