@@ -1,0 +1,277 @@
+"""``overplane worker`` and ``overplane listen`` as real processes, against real servers and a
+real receiver on 127.0.0.1.
+
+- ``worker`` migrates, runs the delivery worker, logs nothing alarming and exits 0 on SIGTERM.
+- ``listen`` forwards every new event once, in order, with the API's bytes and a signature
+  that verifies with the secret it printed; it does not replay old events; ``--events``
+  filters; SIGINT exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import pytest
+
+from overplane.webhooks import SIGNATURE_HEADER, verify
+from servers import OVERPLANE, ServerLauncher
+
+APPOINTMENT = "/api/crm/appointment"
+BODY = {"customer_name": "a", "scheduled_time": "b", "status": "draft", "customer_email": "c"}
+#: Log words that mean something went wrong.
+ALARMING = re.compile(r"Traceback|ERROR|CRITICAL|WARNING|Exception", re.IGNORECASE)
+
+
+@dataclass
+class Process:
+    """A command of ours running in a session of its own, its output going to files."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    def stdout(self) -> str:
+        return self.out.read_text()
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """Wait until standard error matches ``pattern``; fail if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.stderr())
+            if found:
+                return found
+            if self.process.poll() is not None:
+                raise AssertionError(f"exited with {self.process.returncode}: {self.stderr()}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} within {timeout} s: {self.stderr()}")
+
+    def stop(self, signum: int, timeout: float = 10) -> int:
+        """Send ``signum`` and return the exit status (failing if it takes over ``timeout``)."""
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise AssertionError(f"did not exit within {timeout} s of signal {signum}") from None
+
+
+class Launch(Protocol):
+    """Starts ``overplane <args>`` with extra environment variables."""
+
+    def __call__(self, *args: str, **env: str) -> Process: ...
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launch]:
+    """Starts ``overplane <args>`` processes; kills whatever is left at the end."""
+    started: list[Process] = []
+
+    def start(*args: str, **env: str) -> Process:
+        name = f"{args[0]}-{len(started)}"
+        out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(
+                [*OVERPLANE, *args],
+                env={**os.environ, **env},
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        started.append(Process(process, out, err))
+        return started[-1]
+
+    yield start
+    for each in started:
+        if each.process.poll() is None:
+            os.killpg(each.process.pid, signal.SIGKILL)
+            each.process.wait()
+
+
+@pytest.mark.slow
+def test_worker_runs_until_sigterm_and_exits_0(fresh_database_url: str, launch: Launch) -> None:
+    """``overplane worker`` on a fresh database: migrates, starts, stops cleanly on SIGTERM."""
+    worker = launch(
+        "worker", OVERPLANE_DATABASE_URL=fresh_database_url, OVERPLANE_WEBHOOK_POLL_SECONDS="0.1"
+    )
+    worker.wait_for("webhook worker started")
+    time.sleep(1)  # a few idle polls of the deliveries table
+    assert worker.process.poll() is None
+    started = time.monotonic()
+    assert worker.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5
+    log = worker.stderr()
+    assert "webhook worker stopped" in log
+    assert not ALARMING.search(log), log
+
+
+@pytest.mark.slow
+def test_worker_exits_0_on_sigint(tmp_sqlite_url: str, launch: Launch) -> None:
+    """Ctrl-C (SIGINT) stops it the same way."""
+    worker = launch("worker", OVERPLANE_DATABASE_URL=tmp_sqlite_url)
+    worker.wait_for("webhook worker started")
+    assert worker.stop(signal.SIGINT) == 0
+    assert not ALARMING.search(worker.stderr()), worker.stderr()
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every POST and answers 200."""
+
+    server: ThreadingHTTPServer
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.requests) >= count, f"{len(self.requests)} of {count} arrived"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A recording receiver, served from a thread for the test."""
+    lock = threading.Lock()
+    recorded: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Hooks(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                recorded.append((self.path, dict(self.headers.items()), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # keep the test output quiet
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Receiver(server, recorded)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def events_since(client: httpx.Client, known: set[str]) -> list[str]:
+    """The ids of the account's events not in ``known``, oldest first."""
+    page = client.get("/api/events", params={"limit": 100}).json()
+    assert not page["has_more"]
+    return [e["id"] for e in reversed(page["data"]) if e["id"] not in known]
+
+
+@pytest.mark.slow
+def test_listen_forwards_each_new_event_once_in_order_signed(
+    fresh_database_url: str, start_server: ServerLauncher, receiver: Receiver, launch: Launch
+) -> None:
+    """Creates, updates and a delete through the API reach the receiver once each, in list
+    order, as the API's bytes, with a signature that verifies with the printed secret."""
+    key = "sk_test_" + secrets.token_hex(16)
+    server = start_server(fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    client = server.client(key)
+    old = client.post(APPOINTMENT, json=BODY)  # before listen: must not be forwarded
+    assert old.status_code == 201
+    known = set(events_since(client, set()))
+    assert len(known) == 1
+
+    env = {"OVERPLANE_API_KEY": key, "OVERPLANE_BASE_URL": server.base_url}
+    listener = launch("listen", "--forward-to", receiver.url, "--interval", "0.2", **env)
+    filtered = launch(
+        "listen",
+        *("--forward-to", receiver.url.replace("/hooks", "/updated")),
+        *("--events", "appointment.updated", "--interval", "0.2"),
+        **env,
+    )
+    secret = listener.wait_for(r"Ready! Your webhook signing secret is (whsec_\S+)").group(1)
+    filtered.wait_for("Ready!")
+
+    ids = [client.post(APPOINTMENT, json=BODY).json()["id"] for _ in range(3)]
+    for status in ("confirmed", "cancelled"):
+        assert client.patch(f"{APPOINTMENT}/{ids[0]}", json={"status": status}).is_success
+    assert client.delete(f"{APPOINTMENT}/{ids[1]}").is_success
+    assert client.patch(
+        f"{APPOINTMENT}/{old.json()['id']}", json={"status": "confirmed"}
+    ).is_success
+    expected = events_since(client, known)
+    assert len(expected) == 7
+
+    updates = 3
+    receiver.wait_for(len(expected) + updates)
+    time.sleep(1.5)  # a few more polls: nothing may arrive twice
+    hooks = [r for r in receiver.requests if r[0] == "/hooks"]
+    assert [r for r in receiver.requests if r[0] not in {"/hooks", "/updated"}] == []
+    forwarded = []
+    for _, headers, body in hooks:
+        verify(body, headers[SIGNATURE_HEADER], secret)
+        assert headers["Content-Type"] == "application/json"
+        assert "Authorization" not in headers  # the API key stays with the API
+        event_id = httpx.Response(200, content=body).json()["id"]
+        assert body == client.get(f"/api/events/{event_id}").content
+        forwarded.append(event_id)
+    assert forwarded == expected
+
+    updated = [r for r in receiver.requests if r[0] == "/updated"]
+    types = [httpx.Response(200, content=body).json()["type"] for _, _, body in updated]
+    assert types == ["appointment.updated"] * updates
+
+    assert listener.stop(signal.SIGINT) == 0
+    assert filtered.stop(signal.SIGTERM) == 0
+    lines = listener.stdout().splitlines()
+    assert len(lines) == len(expected)
+    for line, event_id in zip(lines, expected, strict=True):
+        assert event_id in line
+        assert "[200]" in line
+        assert "appointment." in line
+    assert listener.stderr().count("whsec_") == 1
+    assert not ALARMING.search(listener.stderr()), listener.stderr()
+
+
+@pytest.mark.slow
+def test_listen_from_start_replays_and_bad_keys_fail(
+    tmp_sqlite_url: str, start_server: ServerLauncher, receiver: Receiver, launch: Launch
+) -> None:
+    """``--from-start`` forwards the events that already existed; a wrong key exits 1.
+    SQLite only: nothing here depends on the backend."""
+    key = "sk_test_" + secrets.token_hex(16)
+    server = start_server(tmp_sqlite_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    client = server.client(key)
+    for _ in range(3):
+        assert client.post(APPOINTMENT, json=BODY).status_code == 201
+    expected = events_since(client, set())
+
+    env = {"OVERPLANE_BASE_URL": server.base_url}
+    refused = launch("listen", "--forward-to", receiver.url, "--api-key", "sk_test_wrong", **env)
+    assert refused.process.wait(timeout=30) == 1
+    assert "the API refused the key" in refused.stderr()
+
+    listener = launch(
+        "listen", "--forward-to", receiver.url, "--from-start", "--interval", "0.2",
+        OVERPLANE_API_KEY=key, **env,
+    )  # fmt: skip
+    listener.wait_for("Ready!")
+    receiver.wait_for(len(expected))
+    forwarded = [httpx.Response(200, content=b).json()["id"] for _, _, b in receiver.requests]
+    assert forwarded == expected
+    assert listener.stop(signal.SIGINT) == 0
