@@ -4,7 +4,8 @@ real receiver on 127.0.0.1.
 - ``worker`` migrates, runs the delivery worker, logs nothing alarming and exits 0 on SIGTERM.
 - ``listen`` forwards every new event once, in order, with the API's bytes and a signature
   that verifies with the secret it printed; it does not replay old events; ``--events``
-  filters; SIGINT exits 0.
+  filters; SIGINT exits 0. Its follower picks up an event that became visible behind one
+  already forwarded (a write that committed late), once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Protocol
 import httpx
 import pytest
 
+from overplane.cli.listen import Follower, Seen, created_at_ms
 from overplane.webhooks import SIGNATURE_HEADER, verify
 from servers import OVERPLANE, ServerLauncher
 
@@ -275,3 +277,66 @@ def test_listen_from_start_replays_and_bad_keys_fail(
     forwarded = [httpx.Response(200, content=b).json()["id"] for _, _, b in receiver.requests]
     assert forwarded == expected
     assert listener.stop(signal.SIGINT) == 0
+
+
+@pytest.mark.slow
+def test_the_follower_catches_an_event_that_appears_behind_a_forwarded_one(
+    tmp_sqlite_url: str, start_server: ServerLauncher
+) -> None:
+    """A late commit, replayed against the real API: the follower has forwarded C but not B
+    (B's write committed after C was read), B lies between its anchor A and C in list order.
+    The next poll handles B, once; the anchor then moves on and new events still arrive.
+    SQLite only: the follower sees the API, not the backend."""
+    key = "sk_test_" + secrets.token_hex(16)
+    server = start_server(tmp_sqlite_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    client = server.client(key)
+    for _ in range(3):
+        assert client.post(APPOINTMENT, json=BODY).status_code == 201
+    a, b, c = reversed(client.get("/api/events").json()["data"])
+
+    follower = Follower(client, type_filter=None)
+    now = time.monotonic()
+    follower.window = [Seen(e["id"], created_at_ms(e), now) for e in (a, c)]
+    handled: list[str] = []
+    follower.poll(lambda event: handled.append(event["id"]))
+    assert handled == [b["id"]]
+    follower.poll(lambda event: handled.append(event["id"]))
+    assert handled == [b["id"]]
+    assert [seen.id for seen in follower.window] == [a["id"], b["id"], c["id"]]
+
+    follower.lookback_seconds = 0  # everything has been seen long enough: the anchor moves
+    follower.poll(lambda event: handled.append(event["id"]))
+    assert [seen.id for seen in follower.window] == [c["id"]]
+    assert client.post(APPOINTMENT, json=BODY).status_code == 201
+    follower.poll(lambda event: handled.append(event["id"]))
+    newest = client.get("/api/events", params={"limit": 1}).json()["data"][0]["id"]
+    assert handled == [b["id"], newest]
+
+
+@pytest.mark.slow
+def test_the_follower_retries_what_it_could_not_handle(
+    tmp_sqlite_url: str, start_server: ServerLauncher
+) -> None:
+    """An event whose handling failed (the API went away while it was fetched) is new again
+    at the next poll, and the ones handled before it are not. SQLite only, as above."""
+    key = "sk_test_" + secrets.token_hex(16)
+    server = start_server(tmp_sqlite_url, OVERPLANE_BOOTSTRAP_KEY=key)
+    client = server.client(key)
+    follower = Follower(client, type_filter=None)
+    follower.start(from_start=False)
+    assert follower.window == []  # no events yet
+    for _ in range(3):
+        assert client.post(APPOINTMENT, json=BODY).status_code == 201
+    expected = events_since(client, set())
+    handled: list[str] = []
+
+    def fail_on_second(event: dict[str, str]) -> None:
+        if len(handled) == 1:
+            raise RuntimeError("the API went away")
+        handled.append(event["id"])
+
+    with pytest.raises(RuntimeError):
+        follower.poll(fail_on_second)
+    assert handled == expected[:1]
+    follower.poll(lambda event: handled.append(event["id"]))
+    assert handled == expected

@@ -4,14 +4,16 @@ signed, to a local URL, so that a receiver on a laptop gets events without a pub
 It is a client of the HTTP API like any other (a key, ``GET /api/events``), and imports
 nothing of the server's storage: it works against a server anywhere.
 
-How it follows: it keeps an *anchor*, an event it has already seen, and every poll reads
-all events after it (``ending_before=<anchor>``, page by page) and forwards the ones it has
-not forwarded yet, oldest first. The anchor advances only to events that have been visible
-for :data:`LOOKBACK_SECONDS`. Why not simply "after the newest seen": list order is
-``created_at`` (taken just before the write) then insertion order, so a write that commits a
-moment after a later-stamped one becomes visible *behind* an event already seen; re-reading
-a few seconds behind catches it (forwarded late, so out of order). Each event is forwarded
-once per run; nothing is retried (a receiver that is down misses what happens meanwhile).
+How it follows: it keeps an *anchor*, an event it has already forwarded (or the newest at
+start), and every poll reads all events after it (``ending_before=<anchor>``, page by page)
+and forwards the ones it has not forwarded yet, oldest first. Why not simply "after the
+newest seen": list order is ``created_at`` (stamped just before the write) then insertion
+order, so a write that commits a moment after a later-stamped one becomes visible *behind*
+an event already seen. So the anchor trails behind: it moves past an event only once that
+event was seen :data:`LOOKBACK_SECONDS` ago, or was stamped that long before the newest
+event seen; a write that becomes visible later than that after its stamp is missed. Such a
+late event is forwarded when it appears, so after newer ones. Each event is forwarded once
+per run; nothing is retried (a receiver that is down misses what happens meanwhile).
 
 Each forwarded body is the event exactly as ``GET /api/events/{id}`` returns it, byte for
 byte, which is the body a webhook delivery of that event carries, signed with
@@ -25,11 +27,11 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import httpx
 import typer
@@ -100,19 +102,32 @@ def api_error(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {message}"
 
 
+class Seen(NamedTuple):
+    """An event in the window: its id, its ``created_at`` (ms) and when it was first seen
+    here (monotonic seconds)."""
+
+    id: str
+    created_at_ms: int
+    first_seen: float
+
+
+def created_at_ms(event: dict[str, Any]) -> int:
+    """An event's ``created_at`` (RFC 3339) in milliseconds since the epoch."""
+    return round(datetime.fromisoformat(event["created_at"]).timestamp() * 1000)
+
+
 @dataclass
 class Follower:
     """Reads the events that are new since the last poll, through the API.
 
-    ``window`` is the anchor followed by every event after it, in list order (oldest
-    first), each with the monotonic time it was first seen; an event is new if it is not
-    in the window.
+    ``window`` is the anchor followed by every event after it that has been handled, in list
+    order (oldest first); an event after the anchor and not in the window is new.
     """
 
     api: httpx.Client
     type_filter: str | None
     lookback_seconds: float = LOOKBACK_SECONDS
-    window: list[tuple[str, float]] = field(default_factory=list)
+    window: list[Seen] = field(default_factory=list)
 
     def get(self, path: str, params: dict[str, str | int] | None = None) -> httpx.Response:
         """``GET path`` on the API; ApiUnavailable if unreachable or 5xx, ListenError on a
@@ -145,7 +160,8 @@ class Follower:
         if not from_start:
             newest = self.list_events(limit=1)["data"]
             if newest:
-                self.window = [(newest[0]["id"], time.monotonic())]
+                event = newest[0]
+                self.window = [Seen(event["id"], created_at_ms(event), time.monotonic())]
 
     def events_after_anchor(self) -> list[dict[str, Any]]:
         """Every event after the anchor (every event, without one), oldest first."""
@@ -159,7 +175,7 @@ class Follower:
                 if not page["has_more"] or not page["data"]:
                     return found[::-1]
                 cursor = {"starting_after": page["data"][-1]["id"]}
-        anchor = self.window[0][0]
+        anchor = self.window[0].id
         while True:
             page = self.list_events(ending_before=anchor)
             found.extend(reversed(page["data"]))  # each page is newest first
@@ -167,17 +183,39 @@ class Follower:
                 return found
             anchor = page["data"][0]["id"]
 
-    def poll(self) -> list[dict[str, Any]]:
-        """The events not returned by an earlier poll, oldest first (in list order)."""
+    def poll(self, handle: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``handle`` on each event not handled before, oldest first (list order).
+
+        An event counts as handled once ``handle`` returns: if it raises (the API went
+        away while an event was fetched), that event and the ones after it are new again
+        at the next poll.
+        """
         after = self.events_after_anchor()
+        known = {seen.id: seen for seen in self.window}
+        handled: dict[str, Seen] = {}
+        try:
+            for event in after:
+                if event["id"] not in known:
+                    handle(event)
+                    handled[event["id"]] = Seen(event["id"], created_at_ms(event), time.monotonic())
+        finally:
+            known |= handled
+            self.window = self.window[:1] + [known[e["id"]] for e in after if e["id"] in known]
+            self._advance_anchor()
+
+    def _advance_anchor(self) -> None:
+        """Move the anchor past events that a late write can no longer precede: seen
+        ``lookback_seconds`` ago, or stamped that long before the newest event seen."""
+        if not self.window:
+            return
         now = time.monotonic()
-        first_seen = dict(self.window)
-        fresh = [event for event in after if event["id"] not in first_seen]
-        self.window = self.window[:1] + [(e["id"], first_seen.get(e["id"], now)) for e in after]
-        # Move the anchor past events that everything visible now has had time to follow.
-        while len(self.window) > 1 and now - self.window[1][1] >= self.lookback_seconds:
+        newest_ms = max(seen.created_at_ms for seen in self.window)
+        lookback_ms = self.lookback_seconds * 1000
+        while len(self.window) > 1 and (
+            now - self.window[1].first_seen >= self.lookback_seconds
+            or newest_ms - self.window[1].created_at_ms >= lookback_ms
+        ):
             self.window.pop(0)
-        return fresh
 
 
 @dataclass
@@ -214,22 +252,25 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def follow(forwarder: Forwarder, patterns: Sequence[str], interval: float) -> Iterator[str]:
-    """Poll and forward forever, yielding one log line per forwarded event."""
+def follow(
+    forwarder: Forwarder, patterns: Sequence[str], interval: float, report: Callable[[str], None]
+) -> None:
+    """Poll and forward forever, reporting one line per forwarded event."""
     follower = forwarder.follower
+
+    def forward(event: dict[str, Any]) -> None:
+        if matches(event["type"], patterns):
+            outcome = forwarder.forward(event["id"])
+            stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+            report(f"{stamp}  {event['type']}  {event['id']}  -> [{outcome}] POST {forwarder.url}")
+
     unavailable = False
     while True:
         try:
-            fresh = follower.poll()
+            follower.poll(forward)
             if unavailable:
                 err.print("The API answers again.")
                 unavailable = False
-            for event in fresh:
-                if not matches(event["type"], patterns):
-                    continue
-                outcome = forwarder.forward(event["id"])
-                stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-                yield f"{stamp}  {event['type']}  {event['id']}  -> [{outcome}] POST {forwarder.url}"
         except ApiUnavailable as exc:
             if not unavailable:
                 err.print(f"The API is unavailable ({escape(str(exc))}); still trying.")
@@ -305,8 +346,7 @@ def listen(
             f"(forwarding {', '.join(patterns) or 'all events'} to {forward_to}; ^C to quit)"
         )
         forwarder = Forwarder(follower, receiver, forward_to, signing_secret)
-        for line in follow(forwarder, patterns, interval):
-            print(line, flush=True)
+        follow(forwarder, patterns, interval, lambda line: print(line, flush=True))
     except ListenError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
