@@ -1,7 +1,8 @@
 """``overplane worker`` and ``overplane listen`` as real processes, against real servers and a
 real receiver on 127.0.0.1.
 
-- ``worker`` migrates, runs the delivery worker, logs nothing alarming and exits 0 on SIGTERM.
+- ``worker`` migrates, runs the delivery worker, logs nothing alarming and exits 0 on SIGTERM;
+  it delivers what ``serve`` processes without a worker leave to it.
 - ``listen`` forwards every new event once, in order, with the API's bytes and a signature
   that verifies with the secret it printed; it does not replay old events; ``--events``
   filters; SIGINT exits 0. Its follower picks up an event that became visible behind one
@@ -10,6 +11,7 @@ real receiver on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -26,7 +28,12 @@ from typing import Protocol
 import httpx
 import pytest
 
+from overplane.auth import keys
 from overplane.cli.listen import Follower, Seen, created_at_ms
+from overplane.clock import now_ms
+from overplane.settings import Settings
+from overplane.storage.database import open_database
+from overplane.storage.webhooks import EndpointStore
 from overplane.webhooks import SIGNATURE_HEADER, verify
 from servers import OVERPLANE, ServerLauncher
 
@@ -129,6 +136,26 @@ def test_worker_exits_0_on_sigint(tmp_sqlite_url: str, launch: Launch) -> None:
     worker.wait_for("webhook worker started")
     assert worker.stop(signal.SIGINT) == 0
     assert not ALARMING.search(worker.stderr()), worker.stderr()
+
+
+async def add_endpoint(database_url: str, key: str, url: str, secret: str) -> None:
+    """A webhook endpoint of ``key``'s account, written through storage (the endpoints'
+    HTTP API is not part of this test)."""
+    db = await open_database(Settings(database_url=database_url))
+    try:
+        principal = await keys.authenticate(db, key)
+        assert principal is not None
+        await EndpointStore().create(
+            db,
+            principal.tenant,
+            url=url,
+            description=None,
+            enabled_events=["*"],
+            secret=secret,
+            now_ms=now_ms(),
+        )
+    finally:
+        await db.close()
 
 
 @dataclass
@@ -340,3 +367,36 @@ def test_the_follower_retries_what_it_could_not_handle(
     assert handled == expected[:1]
     follower.poll(lambda event: handled.append(event["id"]))
     assert handled == expected
+
+
+@pytest.mark.slow
+def test_worker_delivers_what_serve_leaves_to_it(
+    fresh_database_url: str, start_server: ServerLauncher, receiver: Receiver, launch: Launch
+) -> None:
+    """``serve`` with ``OVERPLANE_WEBHOOK_WORKER=false`` records deliveries; a separate
+    ``overplane worker`` sends them, signed with the endpoint's secret."""
+    key = "sk_test_" + secrets.token_hex(16)
+    server = start_server(
+        fresh_database_url, OVERPLANE_BOOTSTRAP_KEY=key, OVERPLANE_WEBHOOK_WORKER="false"
+    )
+    secret = "whsec_" + secrets.token_hex(16)
+    asyncio.run(add_endpoint(fresh_database_url, key, receiver.url, secret))
+    client = server.client(key)
+    for _ in range(2):
+        assert client.post(APPOINTMENT, json=BODY).status_code == 201
+    time.sleep(1)
+    assert receiver.requests == []  # nobody sends them yet
+
+    worker = launch(
+        "worker",
+        OVERPLANE_DATABASE_URL=fresh_database_url,
+        OVERPLANE_WEBHOOK_ALLOW_PRIVATE="true",
+        OVERPLANE_WEBHOOK_POLL_SECONDS="0.1",
+    )
+    receiver.wait_for(2)
+    for _, headers, body in receiver.requests:
+        verify(body, headers[SIGNATURE_HEADER], secret)
+    delivered = {httpx.Response(200, content=b).json()["id"] for _, _, b in receiver.requests}
+    assert delivered == set(events_since(client, set()))
+    assert worker.stop(signal.SIGTERM) == 0
+    assert not ALARMING.search(worker.stderr()), worker.stderr()
