@@ -171,7 +171,7 @@ def table(rows: list[EventsRow]) -> list[str]:
         lines.append(
             f"| {row.backend} | {row.operation} | {on.rps:,.0f} "
             f"| {on.rps_min:,.0f} – {on.rps_max:,.0f} | {off.rps:,.0f} "
-            f"| {off.rps_min:,.0f} – {off.rps_max:,.0f} | {row.ratio:.2f} | {verdict} "
+            f"| {off.rps_min:,.0f} – {off.rps_max:,.0f} | {row.ratio:.3f} | {verdict} "
             f"| {on.p99_ms:.1f} / {off.p99_ms:.1f} | {row.failed} |"
         )
     return lines

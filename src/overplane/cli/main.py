@@ -255,6 +255,9 @@ def worker() -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("overplane").setLevel(logging.INFO)
+    # Until the worker runs (and handles signals itself), a SIGTERM during the migration
+    # still means "stop", which is no failure.
+    signal.signal(signal.SIGTERM, exit_cleanly)
     with_database(settings, lambda db: deliver_until_signalled(db, settings))
 
 
