@@ -264,9 +264,12 @@ def follow(
             stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
             report(f"{stamp}  {event['type']}  {event['id']}  -> [{outcome}] POST {forwarder.url}")
 
-    unavailable = False
+    unavailable = lost = False
     while True:
         try:
+            if lost:
+                follower.start(from_start=False)
+                lost = False
             follower.poll(forward)
             if unavailable:
                 err.print("The API answers again.")
@@ -278,7 +281,7 @@ def follow(
         except AnchorGone as exc:
             # Only after days without a poll (events are swept): carry on from now.
             err.print(f"Lost track of the events ({escape(str(exc))}); following from now.")
-            follower.start(from_start=False)
+            lost = True
         time.sleep(interval)
 
 
