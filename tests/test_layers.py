@@ -3,6 +3,8 @@
 - SQL lives only in ``storage/``: no other module holds a SQL statement in a string, or
   imports a database driver or SQLAlchemy.
 - No upward imports: each layer imports only the layers listed for it.
+- ``overplane listen`` (``cli/listen.py``) talks to the API over HTTP only: it imports
+  neither storage nor anything else of the server but the signing helper.
 - What receivers import (``overplane.webhooks`` and its ``signature``) needs only the
   standard library, so it works without the server's dependencies installed.
 """
@@ -156,3 +158,22 @@ def test_what_receivers_import_needs_only_the_standard_library(relative: str) ->
             assert top in sys.stdlib_module_names or top == "__future__", (
                 f"{relative} imports {name}: receivers import this module, standard library only"
             )
+
+
+#: ``overplane listen`` is a client of the HTTP API: besides the standard library, it may
+#: import only these (never storage, nor anything that imports it).
+LISTEN_MAY_IMPORT = {"httpx", "typer", "rich", "overplane", "overplane.webhooks.signature"}
+
+
+def test_listen_is_a_client_of_the_api_not_of_storage() -> None:
+    tree = ast.parse((PACKAGE / "cli/listen.py").read_text(), "cli/listen.py")
+    relative_imports = [
+        node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert not relative_imports, "cli/listen.py: import by absolute name, so this test sees it"
+    for name in imported(tree):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top == "__future__":
+            continue
+        allowed = name in LISTEN_MAY_IMPORT or (top in LISTEN_MAY_IMPORT and top != "overplane")
+        assert allowed, f"cli/listen.py imports {name}: it may use only the API, over HTTP"
