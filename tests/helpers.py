@@ -554,6 +554,8 @@ class Received(NamedTuple):
 
     body: bytes
     signature: str
+    path: str
+    headers: dict[str, str]
 
 
 class Receiver:
@@ -573,7 +575,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 time.sleep(receiver.delay_seconds)  # a slow receiver: deliveries in flight
                 with receiver._lock:
-                    receiver.received.append(Received(body, self.headers[SIGNATURE_HEADER]))
+                    signature = self.headers.get(SIGNATURE_HEADER, "")
+                    headers = dict(self.headers.items())
+                    receiver.received.append(Received(body, signature, self.path, headers))
                     code = receiver.status(len(receiver.received))
                 self.send_response(code)
                 self.send_header("Content-Length", "2")

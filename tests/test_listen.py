@@ -17,11 +17,9 @@ import re
 import secrets
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +33,7 @@ from overplane.settings import Settings
 from overplane.storage.database import open_database
 from overplane.storage.webhooks import EndpointStore
 from overplane.webhooks import SIGNATURE_HEADER, verify
-from servers import OVERPLANE, ServerLauncher
+from tests.helpers import OVERPLANE, Receiver, ServerLauncher
 
 APPOINTMENT = "/api/crm/appointment"
 BODY = {"customer_name": "a", "scheduled_time": "b", "status": "draft", "customer_email": "c"}
@@ -158,50 +156,18 @@ async def add_endpoint(database_url: str, key: str, url: str, secret: str) -> No
         await db.close()
 
 
-@dataclass
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records every POST and answers 200."""
-
-    server: ThreadingHTTPServer
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-
-    def wait_for(self, count: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.requests) >= count, f"{len(self.requests)} of {count} arrived"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    """A recording receiver, served from a thread for the test."""
-    lock = threading.Lock()
-    recorded: list[tuple[str, dict[str, str], bytes]] = []
+    """A recording receiver on 127.0.0.1 for the test."""
+    found = Receiver()
+    yield found
+    found.close()
 
-    class Hooks(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with lock:
-                recorded.append((self.path, dict(self.headers.items()), body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # keep the test output quiet
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Receiver(server, recorded)
-    finally:
-        server.shutdown()
-        server.server_close()
+def wait_for(receiver: Receiver, count: int) -> None:
+    """Wait (bounded) for ``count`` requests, and fail if they do not come."""
+    receiver.wait_for(count, 30)
+    assert len(receiver.received) >= count, f"{len(receiver.received)} of {count} arrived"
 
 
 def events_since(client: httpx.Client, known: set[str]) -> list[str]:
@@ -247,12 +213,12 @@ def test_listen_forwards_each_new_event_once_in_order_signed(
     assert len(expected) == 7
 
     updates = 3
-    receiver.wait_for(len(expected) + updates)
+    wait_for(receiver, len(expected) + updates)
     time.sleep(1.5)  # a few more polls: nothing may arrive twice
-    hooks = [r for r in receiver.requests if r[0] == "/hooks"]
-    assert [r for r in receiver.requests if r[0] not in {"/hooks", "/updated"}] == []
+    hooks = [r for r in receiver.received if r.path == "/hooks"]
+    assert [r for r in receiver.received if r.path not in {"/hooks", "/updated"}] == []
     forwarded = []
-    for _, headers, body in hooks:
+    for body, _, _, headers in hooks:
         verify(body, headers[SIGNATURE_HEADER], secret)
         assert headers["Content-Type"] == "application/json"
         assert "Authorization" not in headers  # the API key stays with the API
@@ -261,8 +227,8 @@ def test_listen_forwards_each_new_event_once_in_order_signed(
         forwarded.append(event_id)
     assert forwarded == expected
 
-    updated = [r for r in receiver.requests if r[0] == "/updated"]
-    types = [httpx.Response(200, content=body).json()["type"] for _, _, body in updated]
+    updated = [r for r in receiver.received if r.path == "/updated"]
+    types = [httpx.Response(200, content=r.body).json()["type"] for r in updated]
     assert types == ["appointment.updated"] * updates
 
     assert listener.stop(signal.SIGINT) == 0
@@ -300,8 +266,8 @@ def test_listen_from_start_replays_and_bad_keys_fail(
         OVERPLANE_API_KEY=key, **env,
     )  # fmt: skip
     listener.wait_for("Ready!")
-    receiver.wait_for(len(expected))
-    forwarded = [httpx.Response(200, content=b).json()["id"] for _, _, b in receiver.requests]
+    wait_for(receiver, len(expected))
+    forwarded = [httpx.Response(200, content=b).json()["id"] for b, *_ in receiver.received]
     assert forwarded == expected
     assert listener.stop(signal.SIGINT) == 0
 
@@ -385,7 +351,7 @@ def test_worker_delivers_what_serve_leaves_to_it(
     for _ in range(2):
         assert client.post(APPOINTMENT, json=BODY).status_code == 201
     time.sleep(1)
-    assert receiver.requests == []  # nobody sends them yet
+    assert receiver.received == []  # nobody sends them yet
 
     worker = launch(
         "worker",
@@ -393,10 +359,10 @@ def test_worker_delivers_what_serve_leaves_to_it(
         OVERPLANE_WEBHOOK_ALLOW_PRIVATE="true",
         OVERPLANE_WEBHOOK_POLL_SECONDS="0.1",
     )
-    receiver.wait_for(2)
-    for _, headers, body in receiver.requests:
+    wait_for(receiver, 2)
+    for body, _, _, headers in receiver.received:
         verify(body, headers[SIGNATURE_HEADER], secret)
-    delivered = {httpx.Response(200, content=b).json()["id"] for _, _, b in receiver.requests}
+    delivered = {httpx.Response(200, content=b).json()["id"] for b, *_ in receiver.received}
     assert delivered == set(events_since(client, set()))
     assert worker.stop(signal.SIGTERM) == 0
     assert not ALARMING.search(worker.stderr()), worker.stderr()

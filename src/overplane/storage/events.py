@@ -133,15 +133,21 @@ class EventStore:
 
 
 async def sweep(db: Executor, before_ms: int) -> int:
-    """Delete the events created before ``before_ms``, in batches; how many went."""
+    """Delete the events created before ``before_ms``, tenant by tenant along each one's list
+    index, in batches; how many went."""
+    tenants = await db.fetch_all(
+        "SELECT DISTINCT account_id, livemode FROM object_counts WHERE table_name = 'events'"
+    )
     swept = 0
-    while True:
-        rows = await db.fetch_all(
-            "DELETE FROM events WHERE (account_id, id) IN "
-            "(SELECT account_id, id FROM events WHERE created_at <= ? "
-            f"LIMIT {SWEEP_BATCH}) RETURNING id",
-            (before_ms,),
-        )
-        swept += len(rows)
-        if len(rows) < SWEEP_BATCH:
-            return swept
+    for account_id, livemode in tenants:
+        while True:
+            rows = await db.fetch_all(
+                "DELETE FROM events WHERE (account_id, id) IN (SELECT account_id, id FROM events "
+                "WHERE account_id = ? AND livemode = ? AND created_at <= ? "
+                f"ORDER BY created_at LIMIT {SWEEP_BATCH}) RETURNING id",
+                (account_id, livemode, before_ms),
+            )
+            swept += len(rows)
+            if len(rows) < SWEEP_BATCH:
+                break
+    return swept

@@ -123,7 +123,8 @@ events = sa.Table(
     sa.Column("previous_json", sa.Text(), nullable=True),
     sa.Index("ix_events_list", "account_id", "livemode", "created_at", "seq"),
     sa.Index("ix_events_type", "account_id", "livemode", "type", "created_at", "seq"),
-    sa.Index("ix_events_created_at", "created_at"),
+    # No index on created_at alone: the sweep walks each tenant's list index instead, and
+    # every index is a page more for each write to carry (docs/performance.md, "Events").
 )
 
 

@@ -167,7 +167,6 @@ def upgrade() -> None:
         sa.Column("previous_json", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("account_id", "id"),
     )
-    op.create_index("ix_events_created_at", "events", ["created_at"])
     op.create_index("ix_events_list", "events", ["account_id", "livemode", "created_at", "seq"])
     op.create_index(
         "ix_events_type", "events", ["account_id", "livemode", "type", "created_at", "seq"]
