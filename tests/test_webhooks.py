@@ -151,6 +151,7 @@ def test_bad_endpoints_are_refused_by_name(
     assert api.get(ENDPOINTS).json()["total"] == 0
 
 
+@pytest.mark.slow
 def test_subscribed_events_arrive_signed(delivering: Server, receiver: Receiver) -> None:
     api = delivering.new_caller()
     endpoint = subscribe(api, receiver.url, "appointment.*")
@@ -186,6 +187,7 @@ def test_subscribed_events_arrive_signed(delivering: Server, receiver: Receiver)
     assert all(a["next_retry_at"] is None and a["error"] is None for a in attempts["data"])
 
 
+@pytest.mark.slow
 def test_a_receiver_down_for_a_while_gets_every_event(delivering: Server) -> None:
     down_for = 6  # the first six requests get 503, then it answers
     receiver = Receiver(status=lambda n: 503 if n <= down_for else 200)
@@ -208,6 +210,7 @@ def test_a_receiver_down_for_a_while_gets_every_event(delivering: Server) -> Non
         receiver.close()
 
 
+@pytest.mark.slow
 def test_a_delivery_is_given_up_after_its_retry_window(fresh_database_url: str) -> None:
     receiver = Receiver(status=lambda n: 500)
     try:
@@ -232,6 +235,7 @@ def test_a_delivery_is_given_up_after_its_retry_window(fresh_database_url: str) 
         receiver.close()
 
 
+@pytest.mark.slow
 def test_redeliver_sends_an_event_again(delivering: Server, receiver: Receiver) -> None:
     api = delivering.new_caller()
     endpoint = subscribe(api, receiver.url, "party_link.created")
@@ -248,6 +252,7 @@ def test_redeliver_sends_an_event_again(delivering: Server, receiver: Receiver) 
     assert missing.status_code == 404
 
 
+@pytest.mark.slow
 def test_a_disabled_endpoint_receives_nothing_and_rotation_signs_with_both(
     delivering: Server, receiver: Receiver
 ) -> None:
