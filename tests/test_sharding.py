@@ -20,10 +20,16 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from overplane.declarations import RESOURCES, Resource
+from overplane.declarations import APPOINTMENT, RESOURCES, Resource
 from overplane.settings import Settings
 from overplane.storage import migrate
-from overplane.storage.database import is_postgres, open_database, postgres_sql
+from overplane.storage.database import (
+    STATISTICS_MIN_CHANGES,
+    Database,
+    is_postgres,
+    open_database,
+    postgres_sql,
+)
 from overplane.storage.objects import ObjectStore
 from overplane.storage.schema import REFERENCE_TABLES, metadata
 from overplane.storage.tenant import Tenant
@@ -264,3 +270,55 @@ def test_migration_0005_keeps_every_row(fresh_database_url: str) -> None:
             listed = caller.get(resource.path, params={"limit": 1}).json()
             assert listed["data"][0]["id"] == created.json()["id"]
             assert listed["total"] == len(test_mode) + 1
+
+
+@pytest.mark.slow
+def test_the_server_analyzes_tables_that_changed(fresh_database_url: str) -> None:
+    """Nothing else may gather statistics (autovacuum off, SQLite): after enough writes the
+    server's own check analyzes the table."""
+    url = fresh_database_url
+    migrate.upgrade(url)
+    account = f"acct_{secrets.token_hex(6)}"
+    tenant = Tenant(account, False)
+
+    async def analyzed(db: Database) -> bool:
+        if db.dialect == "postgresql":
+            sql = (
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relname = 'crm_appointment'"
+            )
+        else:
+            sql = "SELECT count(*) > 0 FROM sqlite_stat1 WHERE tbl = 'crm_appointment'"
+        row = await db.fetch_one(sql)
+        return row is not None and bool(row[0])
+
+    async def write_then_refresh(rows: int) -> bool:
+        db = await open_database(Settings(database_url=url, access_log=False))
+        store = ObjectStore(APPOINTMENT)
+        try:
+            for _ in range(rows):
+                await store.create(db, tenant, valid_body(APPOINTMENT))
+            # PostgreSQL's activity counters reach pg_stat_user_tables within about a second
+            # of the writes; the server checks every OVERPLANE_STATISTICS_INTERVAL_SECONDS.
+            for _ in range(50):
+                await db.refresh_statistics()
+                if await analyzed(db):
+                    return True
+                await asyncio.sleep(0.2)
+            return False
+        finally:
+            await db.close()
+
+    def add_account(connection: sa.Connection) -> None:
+        connection.execute(
+            sa.text("INSERT INTO accounts (id, name, created_at) VALUES (:id, :id, 0)"),
+            {"id": account},
+        )
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("ALTER TABLE crm_appointment SET (autovacuum_enabled = off)")
+            )
+        connection.commit()
+
+    on_database(url, add_account)
+    assert asyncio.run(write_then_refresh(STATISTICS_MIN_CHANGES))

@@ -310,6 +310,15 @@ class Settings:
         help="How often each server process deletes expired idempotency keys, tombstones and "
         "events (harmless when several do).",
     )
+    statistics_interval_seconds: float = setting(
+        10.0,
+        env="OVERPLANE_STATISTICS_INTERVAL_SECONDS",
+        parse=_parse_positive_float,
+        help="How often each server process checks for tables that changed much (1,000 rows "
+        "and a tenth of the table) since the query planner's statistics were gathered, and "
+        "analyzes them: PostgreSQL's autovacuum may be off or late, and without statistics a "
+        "by-id statement can scan a whole account (see [deployment.md](deployment.md)).",
+    )
     shutdown_timeout_seconds: int = setting(
         30,
         env="OVERPLANE_SHUTDOWN_TIMEOUT_SECONDS",

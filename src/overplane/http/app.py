@@ -130,8 +130,8 @@ class OverplaneApp:
             self.db = None
 
     async def sweep(self) -> None:
-        """Forget expired idempotency keys, cursor tombstones and events, and refresh the planner's
-        statistics (any process may do it)."""
+        """Forget expired idempotency keys, cursor tombstones, events and finished deliveries
+        (any process may do it)."""
         db = self.database()
         now = now_ms()
         await idempotency_records.sweep(db, now - self.idempotency_ttl_ms)
@@ -139,14 +139,18 @@ class OverplaneApp:
         retention = now - self.settings.event_retention_days * 86_400_000
         await sweep_events(db, retention)
         await sweep_webhooks(db, retention)
-        await db.refresh_statistics()
 
     async def sweep_forever(self) -> None:
-        """Sweep every ``sweep_interval_seconds``; an unavailable database waits for the next."""
+        """Refresh the planner's statistics every ``statistics_interval_seconds`` and sweep
+        every ``sweep_interval_seconds``; an unavailable database waits for the next turn."""
+        last_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            await asyncio.sleep(self.settings.statistics_interval_seconds)
             try:
-                await self.sweep()
+                await self.database().refresh_statistics()
+                if time.monotonic() - last_sweep >= self.settings.sweep_interval_seconds:
+                    last_sweep = time.monotonic()
+                    await self.sweep()
             except (DatabaseUnavailable, Unavailable) as exc:
                 logger.warning("sweep skipped: %s", exc)
 
