@@ -561,7 +561,7 @@ def _webhook_endpoint_schemas() -> dict[str, JSONObject]:
         "unless OVERPLANE_WEBHOOK_ALLOW_PRIVATE is on (checked again at each delivery, after "
         "DNS).",
     }
-    description = {"type": ["string", "null"], "maxLength": 1000}
+    description = {"type": ["string", "null"], "maxLength": 1000, "pattern": NO_NUL}
     shown: JSONObject = {
         "id": {"type": "string", "pattern": "^we_"},
         "created_at": {"type": "string", "format": "date-time"},
