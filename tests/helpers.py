@@ -572,7 +572,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    return
                 time.sleep(receiver.delay_seconds)  # a slow receiver: deliveries in flight
                 with receiver._lock:
                     signature = self.headers.get(SIGNATURE_HEADER, "")
