@@ -28,6 +28,7 @@ Method
   median of the per-repetition ratios to the ceiling: a busy moment of the shared machine
   lowers both halves of a pair, so the ratio is what stays comparable between runs.
 * **Also**: ``--workers 2`` against 1 (retrieve, SQLite), the access log on against off,
+  writes with events on against off (``bench/events.py``, also runnable alone),
   resident memory per worker at idle and over a sustained mixed load, and py-spy profiles of
   retrieve, list and create on both backends (see ``bench/profiling.py``).
 
@@ -40,6 +41,7 @@ Knobs (environment): ``BENCH_QUICK=1`` (a smoke run of about three minutes),
 ``BENCH_CONNECTIONS`` (64), ``BENCH_SEED`` (objects per resource, 10000),
 ``BENCH_SOAK_SECONDS`` (60; the issue asks for 300), ``BENCH_PROFILE`` (1 or 0),
 ``BENCH_PROFILE_SECONDS`` (5), ``BENCH_EXTRAS`` (1 or 0: workers and access-log runs),
+``BENCH_EVENTS`` (1 or 0: the cost of events on writes, ``bench/events.py``),
 ``BENCH_HTTP_SERVER`` (``uvicorn`` or ``granian``: ``overplane serve --http-server`` and the
 ceiling both run on it),
 ``BENCH_BACKENDS`` (``sqlite,postgresql``), ``BENCH_PG_URL`` (an administrative connection,
@@ -153,6 +155,7 @@ class Config:
     profile: bool
     profile_seconds: int
     extras: bool
+    events: bool
     backends: tuple[str, ...]
     pg_admin_url: str
     server_cpus: str
@@ -182,6 +185,7 @@ class Config:
             profile=_env_flag("BENCH_PROFILE", not quick),
             profile_seconds=_env_int("BENCH_PROFILE_SECONDS", 5),
             extras=_env_flag("BENCH_EXTRAS", True),
+            events=_env_flag("BENCH_EVENTS", True),
             backends=backends,
             pg_admin_url=os.environ.get(
                 "BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -353,14 +357,17 @@ class Bench:
         *,
         workers: int = 1,
         access_log: bool = False,
+        events: bool = True,
         cpus: str | None = None,
     ) -> Iterator[Server]:
-        """``overplane serve`` on ``database_url``; its output goes to a file."""
+        """``overplane serve`` on ``database_url`` (``events``: OVERPLANE_EVENTS); its output
+        goes to a file."""
         port = free_port()
         env = {
             "OVERPLANE_DATABASE_URL": database_url,
             "OVERPLANE_BOOTSTRAP_KEY": self.key,
             "OVERPLANE_ACCESS_LOG": "true" if access_log else "false",
+            "OVERPLANE_EVENTS": "true" if events else "false",
             "PYTHONPATH": str(self.source),
         }
         with (
@@ -724,8 +731,19 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="overplane-bench-"))
     started = time.monotonic()
     load_before = load_average()
+    events_section = ""
     try:
-        results = Bench(config, workdir).run()
+        bench = Bench(config, workdir)
+        results = bench.run()
+        if config.events:
+            # Imported here: bench.events builds on this module.
+            from bench import events
+
+            phase_started, phase_load = time.monotonic(), load_average()
+            rows = events.run_phase(bench)
+            phase_load = f"{phase_load} and {load_average()}"
+            elapsed = time.monotonic() - phase_started
+            events_section = events.render(bench, rows, elapsed, phase_load)
     finally:
         if config.keep:
             log(f"kept the working directory {workdir}")
@@ -738,6 +756,9 @@ def main() -> int:
     section = report.render(results)
     print(section)
     report.update_doc(config.doc, section, DOC_TEMPLATE)
+    if events_section:
+        print(events_section)
+        report.replace_section(config.doc, "events", events_section)
     log(f"wrote {config.doc}")
     return 0
 

@@ -59,7 +59,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
-    """The application served on ``database_url`` for the whole run."""
+    """The application served on ``database_url`` for the whole run (without a webhook
+    worker: tests of deliveries start apps of their own, see test_webhooks.py)."""
     with in_process(database_url) as running:
         yield running
 

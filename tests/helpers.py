@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import os
 import re
 import secrets
@@ -30,12 +31,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -49,6 +52,7 @@ from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import is_postgres, open_database, sqlite_path
+from overplane.webhooks import SIGNATURE_HEADER
 
 T = TypeVar("T")
 
@@ -200,8 +204,10 @@ class Server:
 def in_process(database_url: str, **settings: Any) -> Iterator[Server]:
     """The application on ``database_url`` (already migrated) in this process, started and,
     at the end, shut down; a server error is a 500 response, as a client would see it.
-    ``settings`` are further :class:`Settings` values (the access log is off)."""
-    app = OverplaneApp(Settings(database_url=database_url, access_log=False, **settings))
+    ``settings`` are further :class:`Settings` values (the access log is off, and so is the
+    webhook worker unless asked for: a worker sends every due delivery of its database)."""
+    values: dict[str, Any] = {"access_log": False, "webhook_worker": False} | settings
+    app = OverplaneApp(Settings(database_url=database_url, **values))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Server(app=app, client=client, database_url=database_url)
 
@@ -535,3 +541,71 @@ class ServerLauncher:
         """Stop every server this launcher started (SIGKILL if SIGTERM does not do it)."""
         for server in self.started:
             server.stop()
+
+
+# --- webhook receivers ---------------------------------------------------------------
+
+#: The longest a test waits for deliveries to arrive.
+WAIT_SECONDS = 15.0
+
+
+class Received(NamedTuple):
+    """One request a receiver got."""
+
+    body: bytes
+    signature: str
+    path: str
+    headers: dict[str, str]
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every POST and answers what ``status`` says."""
+
+    def __init__(
+        self, status: Callable[[int], int] = lambda n: 200, delay_seconds: float = 0.0
+    ) -> None:
+        self.received: list[Received] = []
+        self.status = status
+        self.delay_seconds = delay_seconds
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    return
+                time.sleep(receiver.delay_seconds)  # a slow receiver: deliveries in flight
+                with receiver._lock:
+                    signature = self.headers.get(SIGNATURE_HEADER, "")
+                    headers = dict(self.headers.items())
+                    receiver.received.append(Received(body, signature, self.path, headers))
+                    code = receiver.status(len(receiver.received))
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The bodies received so far, decoded."""
+        with self._lock:
+            return [json.loads(r.body) for r in self.received]
+
+    def wait_for(self, count: int, seconds: float = WAIT_SECONDS) -> list[dict[str, Any]]:
+        """Wait (bounded) until ``count`` requests arrived; the events received."""
+        deadline = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.events()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

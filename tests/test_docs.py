@@ -74,7 +74,8 @@ def test_every_route_is_documented() -> None:
     """docs/api.md and README.md name every path of the OpenAPI document."""
     api_page = read("docs/api.md")
     paths = list(document()["paths"])
-    assert [p for p in paths if p.replace("/{id}", "") not in api_page] == []
+    named = [p for p in paths if p in api_page or p.replace("/{id}", "") in api_page]
+    assert [p for p in paths if p not in named] == []
     readme = read("README.md")
     assert [r.path for r in RESOURCES if r.path not in readme] == []
 

@@ -23,7 +23,7 @@ import pytest
 
 from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
 from overplane.storage.database import is_postgres
-from overplane.storage.objects import sqlite_next_seq
+from overplane.storage.listing import sqlite_next_seq
 from tests.helpers import (
     MATCH_ALL,
     Caller,

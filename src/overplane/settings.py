@@ -226,12 +226,89 @@ class Settings:
         help="How long a deleted object's list position is kept, so that a cursor naming it "
         "(`starting_after`, `ending_before`) still works.",
     )
+    events: bool = setting(
+        True,
+        env="OVERPLANE_EVENTS",
+        parse=_parse_bool,
+        help="Record an event with every accepted create, update and delete (`GET /api/events`, "
+        "webhooks). `false` records none: only for measuring what events cost, or for a bulk "
+        "load whose events nobody wants; webhook endpoints then receive nothing.",
+    )
+    event_retention_days: int = setting(
+        30,
+        env="OVERPLANE_EVENT_RETENTION_DAYS",
+        parse=_parse_positive_int,
+        help="How long events are kept (listed, retrievable, redeliverable) before they are swept.",
+    )
+    webhook_worker: bool = setting(
+        True,
+        env="OVERPLANE_WEBHOOK_WORKER",
+        parse=_parse_bool,
+        help="Run the webhook delivery worker inside each `overplane serve` process. `false` "
+        "leaves deliveries to `overplane worker` processes (any number, on any host).",
+    )
+    webhook_allow_private: bool = setting(
+        False,
+        env="OVERPLANE_WEBHOOK_ALLOW_PRIVATE",
+        parse=_parse_bool,
+        help="Deliver webhooks to private, loopback and link-local addresses too. Off, a "
+        "webhook URL cannot reach into the operator's network (checked at delivery time, "
+        "after DNS). Tests and local development turn it on.",
+    )
+    webhook_timeout_seconds: float = setting(
+        10.0,
+        env="OVERPLANE_WEBHOOK_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A delivery succeeds on a 2xx within this many seconds (connect, send, receive); "
+        "anything else is retried. The name's lookup may take half as long again (at most 5 s), "
+        "and a worker's lease on a delivery is both plus 2 s (17 s by default), so a delivery "
+        "whose worker died is sent again within seconds.",
+    )
+    webhook_retry_base_seconds: float = setting(
+        60.0,
+        env="OVERPLANE_WEBHOOK_RETRY_BASE_SECONDS",
+        parse=_parse_positive_float,
+        help="The wait before the first retry; each later one waits twice as long (at most "
+        "6 hours), with ±20% jitter.",
+    )
+    webhook_retry_for_seconds: float = setting(
+        259200.0,
+        env="OVERPLANE_WEBHOOK_RETRY_FOR_SECONDS",
+        parse=_parse_positive_float,
+        help="How long a delivery is retried (3 days by default) before it is given up and "
+        "marked failed.",
+    )
+    webhook_max_response_bytes: int = setting(
+        65536,
+        env="OVERPLANE_WEBHOOK_MAX_RESPONSE_BYTES",
+        parse=_parse_positive_int,
+        help="The most of a receiver's response body read (and kept in the attempt log).",
+    )
+    webhook_concurrency: int = setting(
+        32,
+        env="OVERPLANE_WEBHOOK_CONCURRENCY",
+        parse=_parse_positive_int,
+        help="Deliveries one worker sends at once, to all endpoints together.",
+    )
+    webhook_endpoint_concurrency: int = setting(
+        4,
+        env="OVERPLANE_WEBHOOK_ENDPOINT_CONCURRENCY",
+        parse=_parse_positive_int,
+        help="Deliveries one worker sends at once to one endpoint, so a slow receiver holds "
+        "only this many of the worker's slots.",
+    )
+    webhook_poll_seconds: float = setting(
+        0.5,
+        env="OVERPLANE_WEBHOOK_POLL_SECONDS",
+        parse=_parse_positive_float,
+        help="How often an idle worker looks for due deliveries.",
+    )
     sweep_interval_seconds: int = setting(
         300,
         env="OVERPLANE_SWEEP_INTERVAL_SECONDS",
         parse=_parse_positive_int,
-        help="How often each server process deletes expired idempotency keys and tombstones "
-        "(harmless when several do).",
+        help="How often each server process deletes expired idempotency keys, tombstones and "
+        "events (harmless when several do).",
     )
     statistics_interval_seconds: float = setting(
         10.0,

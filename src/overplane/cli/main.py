@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,10 +25,13 @@ from rich.table import Table
 
 from overplane import __version__
 from overplane.auth import keys
+from overplane.cli.listen import listen
 from overplane.cli.migrations import migrations_app
+from overplane.declarations import RESOURCES
 from overplane.settings import Settings, SettingsError, redacted
 from overplane.storage import migrate as migrations
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
+from overplane.webhooks.worker import DeliveryWorker
 
 T = TypeVar("T")
 
@@ -37,6 +41,7 @@ keys_app = typer.Typer(help="Manage secret API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(migrations_app, name="migrations")
+app.command()(listen)
 
 err = Console(stderr=True)
 
@@ -209,6 +214,51 @@ def migrate() -> None:
     settings = load_settings()
     with_database(settings, lambda db: db.ping())
     err.print(f"The schema of {redacted(settings.database_url)} is up to date.")
+
+
+async def deliver_until_signalled(db: Database, settings: Settings) -> None:
+    """Run the delivery worker on ``db`` until SIGTERM or SIGINT, then stop it.
+
+    The worker is cancelled at once: a delivery in flight is abandoned, and its lease expires
+    seconds later so that another worker (or this one, restarted) sends it again. That is the
+    at-least-once contract; a receiver may see that event twice.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log = logging.getLogger("overplane.webhooks")
+    log.info("webhook worker started on %s", redacted(settings.database_url))
+    worker = asyncio.create_task(DeliveryWorker(db, settings, RESOURCES).run_forever())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if worker in done:
+            worker.result()  # it only ends by failing: let the failure show
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        for task in (worker, stopping):
+            task.cancel()
+        await asyncio.gather(worker, stopping, return_exceptions=True)
+    log.info("webhook worker stopped")
+
+
+@app.command()
+def worker() -> None:
+    """Deliver webhooks, without serving the API, until SIGTERM or Ctrl-C."""
+    settings = load_settings()
+    # The worker reports through logging (an unavailable database, a failed delivery);
+    # without a handler Python would print only warnings, with no time. Other libraries
+    # (Alembic while migrating) stay at warnings.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("overplane").setLevel(logging.INFO)
+    # Until the worker runs (and handles signals itself), a SIGTERM during the migration
+    # still means "stop", which is no failure.
+    signal.signal(signal.SIGTERM, exit_cleanly)
+    with_database(settings, lambda db: deliver_until_signalled(db, settings))
 
 
 @accounts_app.command("create")

@@ -16,6 +16,9 @@ _SLUG = re.compile(r"^[a-z][a-z0-9-]*$")
 #: Keys every object has before its fields; the server sets them, clients cannot.
 READ_ONLY_KEYS = ("id", "created_at", "updated_at")
 
+#: What an event records of a write, in the order of :attr:`Resource.event_types`.
+EVENT_ACTIONS = ("created", "updated", "deleted")
+
 #: The contract's floor for a field's maximum length (customer_details gets more).
 DEFAULT_MAX_LENGTH = 1000
 
@@ -76,6 +79,16 @@ class Resource:
     def table_name(self) -> str:
         """The SQL table that holds this resource's objects."""
         return f"{self.module}_{self.name.replace('-', '_')}"
+
+    @property
+    def event_name(self) -> str:
+        """The resource's name in event types: ``party_link`` in ``party_link.created``."""
+        return self.name.replace("-", "_")
+
+    @property
+    def event_types(self) -> tuple[str, str, str]:
+        """The types of the events its writes record: created, updated, deleted."""
+        return tuple(f"{self.event_name}.{action}" for action in EVENT_ACTIONS)  # type: ignore[return-value]
 
     @property
     def required_fields(self) -> tuple[Field, ...]:

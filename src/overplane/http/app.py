@@ -35,15 +35,20 @@ from overplane.http.errors import (
     Unavailable,
     error_response,
 )
+from overplane.http.events import EventEndpoint
 from overplane.http.messages import ApiRequest, send_reply
-from overplane.http.rendering import encode
 from overplane.http.routes import ApiRouter, ResourceEndpoint, Services
+from overplane.http.webhook_endpoints import WebhookEndpointEndpoint
+from overplane.rendering import encode
 from overplane.settings import Settings
 from overplane.storage import idempotency as idempotency_records
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
+from overplane.storage.events import sweep as sweep_events
 from overplane.storage.ids import new_request_id
 from overplane.storage.objects import sweep_tombstones
+from overplane.storage.webhooks import sweep as sweep_webhooks
 from overplane.web import pages
+from overplane.webhooks.worker import DeliveryWorker
 
 logger = logging.getLogger("overplane.errors")
 JSON = "application/json"
@@ -66,6 +71,8 @@ class OverplaneApp:
         self.db: Database | None = None
         self.principals = PrincipalCache(settings.auth_cache_seconds)
         self.sweeper: asyncio.Task[None] | None = None
+        #: The webhook delivery worker (``OVERPLANE_WEBHOOK_WORKER``), while open.
+        self.worker: asyncio.Task[None] | None = None
         self.openapi_document = encode(openapi.document())
         routes: list[BaseRoute] = [
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -75,7 +82,14 @@ class OverplaneApp:
         ]
         self.router = Router(routes=routes, redirect_slashes=False)
         services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
-        self.api = ApiRouter(services, (ResourceEndpoint(resource) for resource in RESOURCES))
+        self.api = ApiRouter(
+            services,
+            [
+                *(ResourceEndpoint(resource, events=settings.events) for resource in RESOURCES),
+                EventEndpoint(RESOURCES),
+                WebhookEndpointEndpoint(RESOURCES, allow_private=settings.webhook_allow_private),
+            ],
+        )
         self.log_access = access_log.configure(
             settings.access_log, settings.access_log_flush_seconds
         )
@@ -97,26 +111,34 @@ class OverplaneApp:
         if self.settings.key_cache:
             self.db.watch_keys()
         self.sweeper = asyncio.create_task(self.sweep_forever())
+        if self.settings.webhook_worker:
+            worker = DeliveryWorker(self.db, self.settings, RESOURCES)
+            self.worker = asyncio.create_task(worker.run_forever())
 
     async def close(self) -> None:
         """Stop the sweeper, write out the access log and release the database; run at
         shutdown."""
         self.log_access.flush()
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sweeper
-            self.sweeper = None
+        for task in (self.worker, self.sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.sweeper = self.worker = None
         if self.db is not None:
             await self.db.close()
             self.db = None
 
     async def sweep(self) -> None:
-        """Forget expired idempotency keys and cursor tombstones (any process may do it)."""
+        """Forget expired idempotency keys, cursor tombstones, events and finished deliveries
+        (any process may do it)."""
         db = self.database()
         now = now_ms()
         await idempotency_records.sweep(db, now - self.idempotency_ttl_ms)
         await sweep_tombstones(db, now - self.settings.tombstone_ttl_days * 86_400_000)
+        retention = now - self.settings.event_retention_days * 86_400_000
+        await sweep_events(db, retention)
+        await sweep_webhooks(db, retention)
 
     async def sweep_forever(self) -> None:
         """Refresh the planner's statistics every ``statistics_interval_seconds`` and sweep

@@ -22,7 +22,7 @@ from typing import Literal
 from overplane.declarations import Resource
 from overplane.http.errors import ParameterInvalid, ParameterUnknown
 from overplane.rfc3339 import parse_ns
-from overplane.storage.objects import Compare, Condition, Equals, IsNull, ListQuery
+from overplane.storage.listing import Compare, Condition, Equals, IsNull, ListQuery, OneOf
 from overplane.storage.schema import time_column
 
 DEFAULT_LIMIT = 20
@@ -73,27 +73,12 @@ def _bound(
     return sql_operator, floor if sql_operator in (">", "<=") else ceiling
 
 
-class ListQueryParser:
-    """Parses list query strings for one resource; knows which names and operators exist."""
-
-    def __init__(self, resource: Resource) -> None:
-        self.resource = resource
-        self.equality = {f.name for f in resource.filterable_fields}
-        self.ranges: dict[str, tuple[str, int]] = {
-            "created_at": ("created_at", _NS_PER_MS),
-            "updated_at": ("updated_at", _NS_PER_MS),
-        }
-        for field in resource.time_range_fields:
-            self.ranges[field.name] = (time_column(field.name), _NS_PER_US)
+class QueryParser:
+    """Parses a list's query string: the page parameters here, conditions by subclass."""
 
     def parameter_names(self) -> list[str]:
-        """Every query parameter a list of this resource takes (for the OpenAPI document)."""
-        names = list(PAGE_PARAMETERS)
-        for field in self.resource.filterable_fields:
-            names += [field.name, f"{field.name}[null]"]
-        for name in self.ranges:
-            names += [f"{name}[{op}]" for op in RANGE_OPERATORS]
-        return names
+        """Every query parameter the list takes (for the OpenAPI document)."""
+        return list(PAGE_PARAMETERS)
 
     def parse(self, query: Sequence[tuple[str, str]]) -> ListQuery:
         """The checked :class:`ListQuery` for ``query``, or a 400 naming the parameter."""
@@ -106,25 +91,13 @@ class ListQueryParser:
             seen.add(name)
             if name in PAGE_PARAMETERS:
                 page[name] = raw
-            else:
-                conditions.append(self._condition(name, raw))
+                continue
+            if "\x00" in raw:
+                raise ParameterInvalid(f"{name} must not contain NUL characters", param=name)
+            conditions.append(self._condition(name, raw))
         return self._page(page, tuple(conditions))
 
     def _condition(self, name: str, raw: str) -> Condition:
-        match = _NAME.fullmatch(name)
-        field, operator = match.groups() if match else (None, None)
-        if "\x00" in raw:
-            raise ParameterInvalid(f"{name} must not contain NUL characters", param=name)
-        if field in self.equality and operator is None:
-            return Equals(field=field, value=raw)
-        if field in self.equality and operator == "null":
-            if raw not in ("true", "false"):
-                raise ParameterInvalid(f"{name} must be true or false", param=name)
-            return IsNull(field=field, is_null=raw == "true")
-        if field in self.ranges and operator in RANGE_OPERATORS:
-            column, ns_per_unit = self.ranges[field]
-            sql_operator, bound = _bound(name, raw, operator, ns_per_unit)
-            return Compare(column=column, operator=sql_operator, bound=bound)
         raise ParameterUnknown(f"Received unknown query parameter: {name}.", param=name)
 
     def _page(self, page: dict[str, str], conditions: tuple[Condition, ...]) -> ListQuery:
@@ -148,3 +121,77 @@ class ListQueryParser:
             starting_after=after,
             ending_before=before,
         )
+
+
+class ListQueryParser(QueryParser):
+    """Parses list query strings for one resource; knows which names and operators exist."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.equality = {f.name for f in resource.filterable_fields}
+        self.ranges: dict[str, tuple[str, int]] = {
+            "created_at": ("created_at", _NS_PER_MS),
+            "updated_at": ("updated_at", _NS_PER_MS),
+        }
+        for field in resource.time_range_fields:
+            self.ranges[field.name] = (time_column(field.name), _NS_PER_US)
+
+    def parameter_names(self) -> list[str]:
+        names = super().parameter_names()
+        for field in self.resource.filterable_fields:
+            names += [field.name, f"{field.name}[null]"]
+        for name in self.ranges:
+            names += [f"{name}[{op}]" for op in RANGE_OPERATORS]
+        return names
+
+    def _condition(self, name: str, raw: str) -> Condition:
+        match = _NAME.fullmatch(name)
+        field, operator = match.groups() if match else (None, None)
+        if field in self.equality and operator is None:
+            return Equals(field=field, value=raw)
+        if field in self.equality and operator == "null":
+            if raw not in ("true", "false"):
+                raise ParameterInvalid(f"{name} must be true or false", param=name)
+            return IsNull(field=field, is_null=raw == "true")
+        if field in self.ranges and operator in RANGE_OPERATORS:
+            column, ns_per_unit = self.ranges[field]
+            sql_operator, bound = _bound(name, raw, operator, ns_per_unit)
+            return Compare(column=column, operator=sql_operator, bound=bound)
+        return super()._condition(name, raw)
+
+
+#: What a ``type`` filter may look like: event type characters and ``*`` wildcards.
+_TYPE_PATTERN = re.compile(r"[a-z0-9_.*]{1,100}", re.ASCII)
+
+
+class EventQueryParser(QueryParser):
+    """Parses the event list's query string: ``type`` (``*`` matches any run of characters,
+    as in ``appointment.*`` or ``*.deleted``) and ``created_at`` ranges."""
+
+    def __init__(self, types: Sequence[str]) -> None:
+        self.types = tuple(types)
+
+    def parameter_names(self) -> list[str]:
+        names = [*super().parameter_names(), "type"]
+        return names + [f"created_at[{op}]" for op in RANGE_OPERATORS]
+
+    def matching(self, pattern: str) -> tuple[str, ...]:
+        """The known event types that ``pattern`` matches (none for an unknown type)."""
+        regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+        return tuple(t for t in self.types if regex.fullmatch(t))
+
+    def _condition(self, name: str, raw: str) -> Condition:
+        if name == "type":
+            if not _TYPE_PATTERN.fullmatch(raw):
+                raise ParameterInvalid(
+                    "type must be an event type such as appointment.created, "
+                    "with * matching any run of characters (appointment.*)",
+                    param=name,
+                )
+            return OneOf(column="type", values=self.matching(raw))
+        match = _NAME.fullmatch(name)
+        field, operator = match.groups() if match else (None, None)
+        if field == "created_at" and operator in RANGE_OPERATORS:
+            sql_operator, bound = _bound(name, raw, operator, _NS_PER_MS)
+            return Compare(column="created_at", operator=sql_operator, bound=bound)
+        return super()._condition(name, raw)

@@ -12,7 +12,13 @@ from typing import Any
 from overplane import __version__
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.errors import ERROR_CODES
-from overplane.http.list_query import DEFAULT_LIMIT, MAX_LIMIT, RANGE_OPERATORS, ListQueryParser
+from overplane.http.list_query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    RANGE_OPERATORS,
+    EventQueryParser,
+    ListQueryParser,
+)
 
 JSONObject = dict[str, Any]
 
@@ -177,33 +183,37 @@ def _query(name: str, description: str, schema: JSONObject) -> JSONObject:
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
-def _list_parameters(resource: Resource) -> list[JSONObject]:
-    """Every query parameter of a list, in the order ListQueryParser documents them."""
-    name = resource.title.lower()
-    parameters = [
+def _page_parameters(name: str, noun: str = "objects") -> list[JSONObject]:
+    """The paging parameters every list takes; ``name`` is what a cursor names."""
+    return [
         _query(
             "limit",
-            f"Maximum number of objects to return. Default: {DEFAULT_LIMIT}.",
+            f"Maximum number of {noun} to return. Default: {DEFAULT_LIMIT}.",
             {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
         ),
         _query(
             "offset",
-            "Number of objects to skip for pagination. Default: 0. Not with a cursor.",
+            f"Number of {noun} to skip for pagination. Default: 0. Not with a cursor.",
             {"type": "integer", "minimum": 0, "default": 0},
         ),
         _query(
             "starting_after",
-            f"A cursor: the id of a {name}; the page holds the objects after it in list order "
+            f"A cursor: the id of a {name}; the page holds the {noun} after it in list order "
             "(older). has_more says whether more follow in that direction.",
             {"type": "string"},
         ),
         _query(
             "ending_before",
-            f"A cursor: the id of a {name}; the page holds the objects before it in list order "
+            f"A cursor: the id of a {name}; the page holds the {noun} before it in list order "
             "(newer). has_more says whether more precede it.",
             {"type": "string"},
         ),
     ]
+
+
+def _list_parameters(resource: Resource) -> list[JSONObject]:
+    """Every query parameter of a list, in the order ListQueryParser documents them."""
+    parameters = _page_parameters(resource.title.lower())
     for field in resource.filterable_fields:
         parameters.append(
             _query(
@@ -385,6 +395,500 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
     }
 
 
+def _event_types() -> list[str]:
+    return [t for r in RESOURCES for t in r.event_types]
+
+
+def _event_schemas() -> dict[str, JSONObject]:
+    """One event schema per resource (its three types), and the list of any events."""
+    schemas: dict[str, JSONObject] = {}
+    for resource in RESOURCES:
+        title = resource.title.replace(" ", "")
+        changed = {f.name: {"type": ["string", "null"]} for f in resource.fields}
+        schemas[f"{title}Event"] = {
+            "type": "object",
+            "description": f"A create, update or delete of a {resource.title.lower()}.",
+            "properties": {
+                "id": {"type": "string", "pattern": "^evt_"},
+                "type": {"type": "string", "enum": list(resource.event_types)},
+                "created_at": {"type": "string", "format": "date-time"},
+                "data": {
+                    "type": "object",
+                    "properties": {
+                        "object": {
+                            **_ref(title),
+                            "description": "The object after the change (for a delete, the "
+                            "last state), as the API returned it then.",
+                        },
+                        "previous_attributes": {
+                            "type": "object",
+                            "description": "Only in ….updated events: the fields the update "
+                            "changed, with their values before it.",
+                            "properties": changed,
+                            "additionalProperties": False,
+                        },
+                    },
+                    "required": ["object"],
+                    "additionalProperties": False,
+                },
+                "request": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^req_"},
+                        "idempotency_key": {"type": ["string", "null"]},
+                    },
+                    "required": ["id", "idempotency_key"],
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["id", "type", "created_at", "data", "request"],
+            "additionalProperties": False,
+        }
+    schemas["Event"] = {
+        "oneOf": [_ref(f"{r.title.replace(' ', '')}Event") for r in RESOURCES],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {
+                event_type: f"#/components/schemas/{r.title.replace(' ', '')}Event"
+                for r in RESOURCES
+                for event_type in r.event_types
+            },
+        },
+    }
+    schemas["EventList"] = {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": _ref("Event")},
+            "has_more": {"type": "boolean"},
+            "total": {"type": "integer", "minimum": 0},
+        },
+        "required": ["data", "has_more", "total"],
+        "additionalProperties": False,
+    }
+    return schemas
+
+
+def _event_example() -> JSONObject:
+    resource = RESOURCES[0]
+    return {
+        "id": "evt_0VqAbc123",
+        "type": resource.event_types[0],
+        "created_at": "2024-01-15T09:30:00.000Z",
+        "data": {"object": resource.example},
+        "request": {"id": "req_4fQ2mX9kLp0aZ8", "idempotency_key": None},
+    }
+
+
+def _event_paths() -> dict[str, JSONObject]:
+    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    parameters = [
+        *_page_parameters("event", "events"),
+        _query(
+            "type",
+            "Only events of this type; * matches any run of characters, as in appointment.* "
+            f"or *.deleted. The types: {', '.join(_event_types())}.",
+            {"type": "string", "pattern": "^[a-z0-9_.*]{1,100}$"},
+        ),
+        *(
+            _query(
+                f"created_at[{operator}]",
+                f"Only events created {_RANGE_WORDS[operator]} this RFC 3339 date-time.",
+                {"type": "string", "format": "date-time"},
+            )
+            for operator in RANGE_OPERATORS
+        ),
+    ]
+    parser = EventQueryParser(_event_types())
+    assert [p["name"] for p in parameters] == parser.parameter_names(), "OpenAPI and parser"
+    return {
+        "/api/events": {
+            "get": {
+                "operationId": "listEvents",
+                "summary": "List all events",
+                "description": "Every accepted create, update and delete, newest first; kept "
+                "for OVERPLANE_EVENT_RETENTION_DAYS (30 by default).",
+                "tags": ["Events"],
+                "parameters": parameters,
+                "responses": {
+                    "200": _success(
+                        "A page of events.",
+                        _ref("EventList"),
+                        {"data": [_event_example()], "has_more": False, "total": 1},
+                    ),
+                    **errors,
+                },
+            }
+        },
+        "/api/events/{id}": {
+            "get": {
+                "operationId": "retrieveEvent",
+                "summary": "Retrieve an event",
+                "tags": ["Events"],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The identifier of the event.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _success("The event.", _ref("Event"), _event_example()),
+                    **errors,
+                    "404": _error_response(404),
+                },
+            }
+        },
+    }
+
+
+def _webhook_endpoint_schemas() -> dict[str, JSONObject]:
+    pattern = {"type": "string", "pattern": "^[a-z0-9_.*]{1,100}$"}
+    events = {
+        "type": "array",
+        "items": pattern,
+        "minItems": 1,
+        "maxItems": 100,
+        "description": "Event types to send; * matches any run of characters (appointment.*, "
+        "*.deleted, *). Each must match at least one event type.",
+    }
+    url = {
+        "type": "string",
+        "format": "uri",
+        "maxLength": 2048,
+        "description": "http or https. Private, loopback and link-local addresses are refused "
+        "unless OVERPLANE_WEBHOOK_ALLOW_PRIVATE is on (checked again at each delivery, after "
+        "DNS).",
+    }
+    description = {"type": ["string", "null"], "maxLength": 1000, "pattern": NO_NUL}
+    shown: JSONObject = {
+        "id": {"type": "string", "pattern": "^we_"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string"},
+        "description": {"type": ["string", "null"]},
+        "enabled_events": {"type": "array", "items": {"type": "string"}},
+        "disabled": {"type": "boolean"},
+    }
+    read_only = {
+        name: {"description": "Ignored when sent."} for name in ("id", "created_at", "updated_at")
+    }
+    listed = {
+        "data": {"type": "array"},
+        "has_more": {"type": "boolean"},
+        "total": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "WebhookEndpoint": {
+            "type": "object",
+            "properties": shown,
+            "required": list(shown),
+            "additionalProperties": False,
+        },
+        "WebhookEndpointWithSecret": {
+            "type": "object",
+            "description": "As made, on create and on rotation: the only times the signing "
+            "secret is shown.",
+            "properties": {**shown, "secret": {"type": "string", "pattern": "^whsec_"}},
+            "required": [*shown, "secret"],
+            "additionalProperties": False,
+        },
+        "WebhookEndpointCreateRequest": {
+            "type": "object",
+            "properties": {
+                **read_only,
+                "url": url,
+                "enabled_events": events,
+                "description": description,
+            },
+            "required": ["url", "enabled_events"],
+            "additionalProperties": False,
+        },
+        "WebhookEndpointUpdateRequest": {
+            "type": "object",
+            "properties": {
+                **read_only,
+                "url": url,
+                "enabled_events": events,
+                "description": description,
+                "disabled": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+        },
+        "WebhookEndpointList": {
+            "type": "object",
+            "properties": {**listed, "data": {"type": "array", "items": _ref("WebhookEndpoint")}},
+            "required": list(listed),
+            "additionalProperties": False,
+        },
+        "WebhookAttempt": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": "^wha_"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "event_id": {"type": "string", "pattern": "^evt_"},
+                "endpoint_id": {"type": "string", "pattern": "^we_"},
+                "status_code": {"type": ["integer", "null"]},
+                "error": {"type": ["string", "null"]},
+                "duration_ms": {"type": "integer", "minimum": 0},
+                "next_retry_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When it is tried again; null once delivered or given up.",
+                },
+            },
+            "required": [
+                "id",
+                "created_at",
+                "event_id",
+                "endpoint_id",
+                "status_code",
+                "error",
+                "duration_ms",
+                "next_retry_at",
+            ],
+            "additionalProperties": False,
+        },
+        "WebhookAttemptList": {
+            "type": "object",
+            "properties": {**listed, "data": {"type": "array", "items": _ref("WebhookAttempt")}},
+            "required": list(listed),
+            "additionalProperties": False,
+        },
+        "RedeliverRequest": {
+            "type": "object",
+            "properties": {
+                "endpoint": {
+                    "type": "string",
+                    "description": "Only to this endpoint (else to every enabled endpoint "
+                    "subscribed to the event's type).",
+                }
+            },
+            "additionalProperties": False,
+        },
+        "Redelivered": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": "^evt_"},
+                "redelivered_to": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["id", "redelivered_to"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def _webhook_endpoint_paths() -> dict[str, JSONObject]:
+    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    with_404 = errors | {"404": _error_response(404)}
+    with_body = {"413": _error_response(413), "415": _error_response(415)}
+    idempotent = {"409": _error_response(409), "422": _error_response(422)}
+    idempotency_key = {"$ref": "#/components/parameters/Idempotency-Key"}
+    id_parameter = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "The identifier of the webhook endpoint.",
+        "schema": {"type": "string"},
+    }
+    tag = ["Webhook endpoints"]
+    example = {
+        "id": "we_0VqAbc123",
+        "created_at": "2024-01-15T09:30:00.000Z",
+        "updated_at": "2024-01-15T09:30:00.000Z",
+        "url": "https://hooks.example.com/overplane",
+        "description": None,
+        "enabled_events": ["appointment.*"],
+        "disabled": False,
+    }
+    with_secret = {**example, "secret": "whsec_0VqAbc123"}
+
+    def body(schema: str) -> JSONObject:
+        return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+    base = "/api/webhook-endpoints"
+    return {
+        base: {
+            "get": {
+                "operationId": "listWebhookEndpoints",
+                "summary": "List all webhook endpoints",
+                "tags": tag,
+                "parameters": _page_parameters("webhook endpoint", "endpoints"),
+                "responses": {
+                    "200": _success(
+                        "A page of endpoints.",
+                        _ref("WebhookEndpointList"),
+                        {"data": [example], "has_more": False, "total": 1},
+                    ),
+                    **errors,
+                },
+            },
+            "post": {
+                "operationId": "createWebhookEndpoint",
+                "summary": "Create a webhook endpoint",
+                "description": "The response holds the signing secret: it is never shown again.",
+                "tags": tag,
+                "parameters": [idempotency_key],
+                "requestBody": body("WebhookEndpointCreateRequest"),
+                "responses": {
+                    "201": _success(
+                        "The new endpoint, with its signing secret.",
+                        _ref("WebhookEndpointWithSecret"),
+                        with_secret,
+                    ),
+                    **errors,
+                    **with_body,
+                    **idempotent,
+                },
+            },
+        },
+        base + "/{id}": {
+            "get": {
+                "operationId": "retrieveWebhookEndpoint",
+                "summary": "Retrieve a webhook endpoint",
+                "tags": tag,
+                "parameters": [id_parameter],
+                "responses": {
+                    "200": _success("The endpoint.", _ref("WebhookEndpoint"), example),
+                    **with_404,
+                },
+            },
+            "patch": {
+                "operationId": "updateWebhookEndpoint",
+                "summary": "Update a webhook endpoint",
+                "description": "disabled: true stops deliveries to it (events keep being "
+                "recorded).",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "requestBody": body("WebhookEndpointUpdateRequest"),
+                "responses": {
+                    "200": _success("The endpoint.", _ref("WebhookEndpoint"), example),
+                    **with_404,
+                    **with_body,
+                    **idempotent,
+                },
+            },
+            "delete": {
+                "operationId": "deleteWebhookEndpoint",
+                "summary": "Delete a webhook endpoint",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "responses": {
+                    "200": _success(
+                        "Deleted.", _ref("Deleted"), {"id": example["id"], "deleted": True}
+                    ),
+                    **with_404,
+                    **idempotent,
+                },
+            },
+        },
+        base + "/{id}/rotate-secret": {
+            "post": {
+                "operationId": "rotateWebhookEndpointSecret",
+                "summary": "Rotate a webhook endpoint's signing secret",
+                "description": "Returns a new secret, once; for 24 hours deliveries carry "
+                "signatures with both the new and the old one.",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "responses": {
+                    "200": _success(
+                        "The endpoint with its new secret.",
+                        _ref("WebhookEndpointWithSecret"),
+                        with_secret,
+                    ),
+                    **with_404,
+                    **with_body,
+                    **idempotent,
+                },
+            }
+        },
+        base + "/{id}/attempts": {
+            "get": {
+                "operationId": "listWebhookAttempts",
+                "summary": "List a webhook endpoint's delivery attempts",
+                "description": "Every attempt, newest first: the event, the time, the status "
+                "code or the error, the duration and when it is tried again.",
+                "tags": tag,
+                "parameters": [id_parameter, *_page_parameters("attempt", "attempts")],
+                "responses": {
+                    "200": _success(
+                        "A page of attempts.",
+                        _ref("WebhookAttemptList"),
+                        {"data": [], "has_more": False, "total": 0},
+                    ),
+                    **with_404,
+                },
+            }
+        },
+        "/api/events/{id}/redeliver": {
+            "post": {
+                "operationId": "redeliverEvent",
+                "summary": "Send an event again",
+                "description": "Makes the event due now at one endpoint, or at every enabled "
+                "endpoint subscribed to its type; the body may be empty.",
+                "tags": ["Events"],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The identifier of the event.",
+                        "schema": {"type": "string"},
+                    },
+                    idempotency_key,
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("RedeliverRequest")}},
+                },
+                "responses": {
+                    "200": _success(
+                        "Where it is sent again.",
+                        _ref("Redelivered"),
+                        {"id": "evt_0VqAbc123", "redelivered_to": ["we_0VqAbc123"]},
+                    ),
+                    **with_404,
+                    **with_body,
+                    **idempotent,
+                },
+            }
+        },
+    }
+
+
+def _webhooks() -> JSONObject:
+    """OpenAPI 3.1's top-level ``webhooks``: what a webhook endpoint receives, per type."""
+    hooks: JSONObject = {}
+    for resource in RESOURCES:
+        title = resource.title.replace(" ", "")
+        for event_type in resource.event_types:
+            hooks[event_type] = {
+                "post": {
+                    "summary": f"{event_type}",
+                    "description": "Sent to each enabled webhook endpoint subscribed to this "
+                    "type; the Overplane-Signature header signs the body (docs/webhooks.md).",
+                    "tags": ["Events"],
+                    "parameters": [
+                        {
+                            "name": "Overplane-Signature",
+                            "in": "header",
+                            "required": True,
+                            "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+                            '"<t>.<body>" with the endpoint\'s secret> (one v1 per secret).',
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(f"{title}Event")}},
+                    },
+                    "responses": {"2XX": {"description": "Received; anything else is retried."}},
+                }
+            }
+    return hooks
+
+
 def _health_path(summary: str, description: str) -> JSONObject:
     ok = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
     responses: JSONObject = {
@@ -450,6 +954,8 @@ def document() -> JSONObject:
     for resource in RESOURCES:
         schemas |= _schemas(resource)
         paths |= _paths(resource)
+    schemas |= _event_schemas() | _webhook_endpoint_schemas()
+    paths |= _event_paths() | _webhook_endpoint_paths()
     paths["/healthz"] = _health_path("Liveness", "The process is up.")
     paths["/readyz"] = _health_path("Readiness", "The database answers; 503 when it does not.")
     return {
@@ -466,8 +972,16 @@ def document() -> JSONObject:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": r.title, "description": r.description} for r in RESOURCES],
+        "tags": [
+            *({"name": r.title, "description": r.description} for r in RESOURCES),
+            {"name": "Events", "description": "Every accepted change, recorded with it."},
+            {
+                "name": "Webhook endpoints",
+                "description": "Where events are sent, signed (docs/webhooks.md).",
+            },
+        ],
         "paths": paths,
+        "webhooks": _webhooks(),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from overplane import rendering
 from overplane.declarations import Resource
-from overplane.http import idempotency, rendering
+from overplane.http import idempotency
 from overplane.http.bodies import (
     check_content_type,
     decode_object,
@@ -33,7 +34,9 @@ from overplane.http.list_query import ListQueryParser
 from overplane.http.messages import ApiRequest, Reply
 from overplane.http.preconditions import IfMatch, etag, if_match, if_none_match_hits
 from overplane.storage.database import Database, Executor
-from overplane.storage.objects import CursorNotFound, ObjectStore, StoredObject
+from overplane.storage.events import EventOrigin
+from overplane.storage.listing import CursorNotFound
+from overplane.storage.objects import ObjectStore, StoredObject
 
 Handler = Callable[[ApiRequest], Awaitable[Reply]]
 Header = tuple[str, str]
@@ -99,33 +102,56 @@ class MethodDispatch:
         )
 
 
-class ResourceEndpoint:
-    """The five operations of one resource, a method each, all derived from its declaration.
+class Endpoint:
+    """A collection path and its objects' paths, served by a method per operation.
 
-    A resource that needs more (or less) subclasses this and overrides the methods it changes;
     :class:`ApiRouter` serves whatever :attr:`COLLECTION_METHODS` and :attr:`OBJECT_METHODS`
-    name.
+    name; any other method is a 405 listing these.
     """
 
-    #: The HTTP method served by each of this class's methods, on the collection path ...
-    COLLECTION_METHODS: ClassVar[Mapping[str, str]] = {"GET": "list", "POST": "create"}
+    #: The HTTP method served by each of the class's methods, on the collection path ...
+    COLLECTION_METHODS: ClassVar[Mapping[str, str]] = {"GET": "list"}
     #: ... and on an object's path (``/…/{id}``).
+    OBJECT_METHODS: ClassVar[Mapping[str, str]] = {"GET": "retrieve"}
+    #: Actions on one object (``/…/{id}/<action>``): action -> HTTP method -> method name.
+    ACTIONS: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    #: The collection path, for example ``/api/crm/appointment``.
+    path: str
+
+    def handlers(self, methods: Mapping[str, str]) -> dict[str, Handler]:
+        """The bound methods that serve ``methods`` (HTTP method -> method name)."""
+        return {http_method: getattr(self, name) for http_method, name in methods.items()}
+
+
+class ResourceEndpoint(Endpoint):
+    """The five operations of one resource, a method each, all derived from its declaration.
+
+    A resource that needs more (or less) subclasses this and overrides the methods it changes.
+    Every accepted write records its event with the change (``storage/events.py``) unless
+    ``events`` is off.
+    """
+
+    COLLECTION_METHODS: ClassVar[Mapping[str, str]] = {"GET": "list", "POST": "create"}
     OBJECT_METHODS: ClassVar[Mapping[str, str]] = {
         "GET": "retrieve",
         "PATCH": "update",
         "DELETE": "delete",
     }
 
-    def __init__(self, resource: Resource) -> None:
+    def __init__(self, resource: Resource, *, events: bool = True) -> None:
         self.resource = resource
+        self.path = resource.path
         self.renderer = rendering.ObjectRenderer(resource)
         self.list_parser = ListQueryParser(resource)
         self.store = ObjectStore(resource)
         self.name = resource.title.lower()
+        self.events = events
 
-    def handlers(self, methods: Mapping[str, str]) -> dict[str, Handler]:
-        """The bound methods that serve ``methods`` (HTTP method -> method name)."""
-        return {http_method: getattr(self, name) for http_method, name in methods.items()}
+    def origin(self, request: ApiRequest) -> EventOrigin | None:
+        """What the event of this write records of its request (None: events are off)."""
+        if not self.events:
+            return None
+        return EventOrigin(request.request_id, request.header(idempotency.HEADER))
 
     def missing(self, object_id: str) -> ResourceMissing:
         """404 for an id this tenant has no object with."""
@@ -162,13 +188,14 @@ class ResourceEndpoint:
                 f"{exc.parameter} names no {self.name} of this account: '{cursor}'",
                 param=exc.parameter,
             ) from None
-        return Reply(200, self.renderer.page(page.objects, page.total, page.has_more))
+        return Reply(200, self.renderer.page(page.items, page.total, page.has_more))
 
     async def create(self, request: ApiRequest) -> Reply:
         """A new object from the body's fields: 201 with its Location."""
         reject_query(request)
         values = validate_fields(self.resource, json_object(request), partial=False)
-        stored = await self.store.create(request.executor, request.principal.tenant, values)
+        tenant = request.principal.tenant
+        stored = await self.store.create(request.executor, tenant, values, self.origin(request))
         location = ("location", f"{self.resource.path}/{stored.id}")
         return self.object_reply(stored, 201, location)
 
@@ -197,6 +224,7 @@ class ResourceEndpoint:
                 request.object_id,
                 values,
                 None if condition is None else condition.versions,
+                self.origin(request),
             )
         if stored is None:
             raise await self.write_refused(request, condition)
@@ -211,6 +239,7 @@ class ResourceEndpoint:
             request.principal.tenant,
             request.object_id,
             None if condition is None else condition.versions,
+            self.origin(request),
         )
         if not deleted:
             raise await self.write_refused(request, condition)
@@ -220,22 +249,25 @@ class ResourceEndpoint:
 class ApiRouter:
     """Finds the endpoint of an /api path: a collection path, or an object path and its id."""
 
-    def __init__(self, services: Services, endpoints: Iterable[ResourceEndpoint] = ()) -> None:
+    def __init__(self, services: Services, endpoints: Iterable[Endpoint] = ()) -> None:
         self.services = services
         self.collections: dict[str, MethodDispatch] = {}
         self.objects: dict[str, MethodDispatch] = {}
+        self.actions: dict[tuple[str, str], MethodDispatch] = {}
         for endpoint in endpoints:
             self.register(endpoint)
 
-    def register(self, endpoint: ResourceEndpoint) -> None:
-        """Serve ``endpoint``'s resource at its collection path and its object paths."""
-        path = endpoint.resource.path
+    def register(self, endpoint: Endpoint) -> None:
+        """Serve ``endpoint`` at its collection path and its objects' paths."""
+        path = endpoint.path
         if path in self.collections:
             raise ValueError(f"two endpoints for {path}")
         collection = endpoint.handlers(endpoint.COLLECTION_METHODS)
         self.collections[path] = MethodDispatch(collection, self.services)
         objects = endpoint.handlers(endpoint.OBJECT_METHODS)
         self.objects[path] = MethodDispatch(objects, self.services)
+        for action, methods in endpoint.ACTIONS.items():
+            self.actions[path, action] = MethodDispatch(endpoint.handlers(methods), self.services)
 
     async def __call__(self, request: ApiRequest) -> Reply:
         """Serve ``request`` (its path already has no trailing slash), or 404 route_missing."""
@@ -243,6 +275,10 @@ class ApiRouter:
         if dispatch is None:
             parent, _, object_id = request.path.rpartition("/")
             dispatch = self.objects.get(parent)
+            if dispatch is None and self.actions:  # /…/{id}/<action>
+                action = object_id
+                collection, _, object_id = parent.rpartition("/")
+                dispatch = self.actions.get((collection, action))
             if dispatch is None or not object_id:
                 raise RouteMissing(
                     f"Unrecognized request URL ({request.scope['method']} {request.path})."

@@ -59,9 +59,16 @@ class Executor(ABC):
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
         """Run one statement that returns nothing."""
 
+    @abstractmethod
+    def atomic(self) -> AbstractAsyncContextManager[Executor]:
+        """Statements that commit together: a new transaction, or the one this already is."""
+
 
 class Transaction(Executor):
     """Statements that commit together, or not at all."""
+
+    def atomic(self) -> AbstractAsyncContextManager[Executor]:
+        return contextlib.nullcontext(self)
 
     @abstractmethod
     async def try_lock(self, key: str) -> bool:
@@ -77,6 +84,9 @@ class Database(Executor):
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: committed when the block ends normally, rolled back on an exception."""
+
+    def atomic(self) -> AbstractAsyncContextManager[Executor]:
+        return self.transaction()
 
     @abstractmethod
     async def close(self) -> None:

@@ -54,7 +54,7 @@ from sqlalchemy.dialects import sqlite
 
 from overplane.declarations import Resource
 from overplane.storage import migrate, triggers
-from overplane.storage.schema import time_column
+from overplane.storage.schema import COUNTED_TABLES, time_column
 
 _SQLITE = sqlite.dialect()
 _DIALECTS = ("postgresql", "sqlite")
@@ -269,9 +269,9 @@ def expected_triggers(table: str, dialect: str) -> dict[str, str]:
     return found
 
 
-def metadata_shapes(metadata: sa.MetaData, object_tables: Iterable[str]) -> dict[str, TableShape]:
-    """The shape of every table of ``metadata``; ``object_tables`` get the counter triggers."""
-    with_triggers = set(object_tables)
+def metadata_shapes(metadata: sa.MetaData, counted_tables: Iterable[str]) -> dict[str, TableShape]:
+    """The shape of every table of ``metadata``; ``counted_tables`` get the counter triggers."""
+    with_triggers = set(counted_tables)
     shapes: dict[str, TableShape] = {}
     for table in metadata.sorted_tables:
         shapes[table.name] = TableShape(
@@ -612,11 +612,12 @@ def plan_migration(
 ) -> Plan:
     """What the next migration must do to take a database shaped ``have`` to ``metadata``."""
     by_table = {r.table_name: r for r in resources}
-    want = metadata_shapes(metadata, by_table)
+    counted = {*by_table, *(t for t in COUNTED_TABLES if t in metadata.tables)}
+    want = metadata_shapes(metadata, counted)
     plan = Plan()
     for table in metadata.sorted_tables:
         if table.name not in have:
-            _plan_new_table(plan, table, table.name in by_table)
+            _plan_new_table(plan, table, table.name in counted)
         else:
             resource = by_table.get(table.name)
             _plan_changed_table(plan, table, have[table.name], want[table.name], resource)

@@ -12,21 +12,19 @@ An unfiltered total is a sum over the account's counter rows (kept exact by trig
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.rfc3339 import parse_ns
+from overplane.storage import events, webhooks
 from overplane.storage.database import Executor, Row
+from overplane.storage.events import EventOrigin
 from overplane.storage.ids import could_be_object_id, new_object_id
-from overplane.storage.schema import FILTER_INDEX_PREFIX, time_column
+from overplane.storage.listing import Listing, ListQuery, Page, sqlite_next_seq
+from overplane.storage.schema import time_column
 from overplane.storage.tenant import Tenant
-
-#: Beyond this an offset cannot match a row, and larger numbers overflow SQL integers.
-MAX_SQL_OFFSET = 2**62
-
 
 _new_tuple = tuple.__new__
 
@@ -52,92 +50,10 @@ class StoredObject(NamedTuple):
         return _new_tuple(cls, values)
 
 
-class Position(NamedTuple):
-    """Where an object stands (or stood, if deleted) in its list: newest first by these two."""
-
-    created_at: int
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Equals:
-    """The field's value is exactly ``value``."""
-
-    field: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class IsNull:
-    """The field has no value (``is_null``), or has one."""
-
-    field: str
-    is_null: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    """An integer column (``created_at``, ``updated_at``, a ``…__us`` column) against a bound
-    already expressed in that column's unit."""
-
-    column: str
-    operator: Literal["<", "<=", ">", ">="]
-    bound: int
-
-
-Condition = Equals | IsNull | Compare
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    """What a list request asks for: conditions, then a page by offset or by cursor."""
-
-    conditions: tuple[Condition, ...] = ()
-    limit: int = 20
-    offset: int = 0
-    starting_after: str | None = None
-    ending_before: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a list, the count of the whole (filtered) list, and whether more follow."""
-
-    objects: list[StoredObject]
-    total: int
-    has_more: bool
-
-
-class CursorNotFound(Exception):
-    """The object a cursor names never existed in this account and mode."""
-
-    def __init__(self, parameter: str) -> None:
-        super().__init__(parameter)
-        self.parameter = parameter
-
-
 def time_us(value: str | None) -> int | None:
     """The normalised copy of a time-range field's value: epoch microseconds, or None."""
     ns = parse_ns(value) if value is not None else None
     return None if ns is None else ns // 1000
-
-
-def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
-    if isinstance(condition, Equals):
-        # The field's index holds its first FILTER_INDEX_PREFIX characters. A shorter value
-        # equals that prefix only if it is the whole field, so the index alone decides (and a
-        # count never reads the table); a longer value also needs the full comparison.
-        prefix = f"substr({condition.field}, 1, {FILTER_INDEX_PREFIX})"
-        if len(condition.value) < FILTER_INDEX_PREFIX:
-            return f"{prefix} = ?", [condition.value]
-        return (
-            f"{prefix} = substr(?, 1, {FILTER_INDEX_PREFIX}) AND {condition.field} = ?",
-            [condition.value, condition.value],
-        )
-    if isinstance(condition, IsNull):
-        prefix = f"substr({condition.field}, 1, {FILTER_INDEX_PREFIX})"
-        return f"{prefix} IS {'' if condition.is_null else 'NOT '}NULL", []
-    return f"{condition.column} {condition.operator} ?", [condition.bound]
 
 
 class ObjectStore:
@@ -175,15 +91,14 @@ class ObjectStore:
         self._by_id = by_id
         self._select = f"SELECT {self._columns} FROM {table} WHERE {by_id}"
         self._delete = f"DELETE FROM {table} WHERE {by_id}"
-        self._position = (
-            f"SELECT created_at, seq FROM {table} WHERE {by_id} UNION ALL "
-            f"SELECT created_at, seq FROM object_tombstones WHERE {by_id}"
-        )
-        self._counted_total = (
-            "SELECT coalesce(sum(n), 0) AS total FROM object_counts "
-            f"WHERE table_name = '{table}' AND {scoped}"
-        )
+        self.listing = Listing(table, self.columns, id_prefix=resource.id_prefix, tombstones=True)
         self._update_sql = lru_cache(maxsize=1024)(self._build_update)
+        self._created, self._updated, self._deleted = resource.event_types
+        self._write_event = {d: events.insert_sql(d) for d in ("postgresql", "sqlite")}
+        self._with_event = _PostgresEventStatements(
+            table, self.columns, self._field_names, self.insert_sql["postgresql"]
+        )
+        self._update_with_event = lru_cache(maxsize=1024)(self._with_event.update)
 
     def by_id_statements(self) -> dict[str, str]:
         """Every statement that finds an object by id (with an If-Match of one version where
@@ -194,7 +109,7 @@ class ObjectStore:
             "update_if_match": self._update_sql(self._field_names[:1], 1),
             "delete": self._delete_sql(0),
             "delete_if_match": self._delete_sql(1),
-            "position": self._position,
+            "position": self.listing.position_sql,
         }
 
     def _delete_sql(self, versions: int) -> str:
@@ -210,19 +125,45 @@ class ObjectStore:
             f"RETURNING {self._columns}"
         )
 
+    async def _record_sqlite(self, transaction: Executor, event: tuple[Any, ...]) -> None:
+        """SQLite: the event and the deliveries it owes, in the change's transaction."""
+        await transaction.execute(self._write_event["sqlite"], event)
+        await transaction.execute(webhooks.fan_out_sql("sqlite"), _fan_out_args(event))
+
+    def _object_json(self, stored: StoredObject) -> str:
+        return events.values_json(
+            self.columns, (stored.id, stored.created_at, stored.updated_at, *stored.values)
+        )
+
     async def create(
-        self, db: Executor, tenant: Tenant, values: Mapping[str, str | None]
+        self,
+        db: Executor,
+        tenant: Tenant,
+        values: Mapping[str, str | None],
+        origin: EventOrigin | None = None,
     ) -> StoredObject:
-        """Insert a new object with ``values`` (validated field values) and return it."""
+        """Insert a new object with ``values`` (validated field values) and return it; with
+        ``origin``, record its ``…created`` event in the same transaction."""
         object_id = new_object_id(self.resource.id_prefix)
         stamp = now_ms()
         field_values = tuple(values.get(name) for name in self._field_names)
         times = tuple(time_us(values.get(name)) for name in self._time_fields)
-        await db.execute(
-            self.insert_sql[db.dialect],
-            (object_id, *tenant.args, stamp, stamp, *field_values, *times),
+        row_args = (object_id, *tenant.args, stamp, stamp, *field_values, *times)
+        stored = StoredObject(object_id, stamp, stamp, field_values)
+        if origin is None:
+            await db.execute(self.insert_sql[db.dialect], row_args)
+            return stored
+        event = events.insert_args(
+            tenant, stamp, self._created, object_id, origin, self._object_json(stored), None
         )
-        return StoredObject(object_id, stamp, stamp, field_values)
+        if db.dialect == "postgresql":
+            # One statement, one round trip: the row and its event are written together.
+            await db.execute(self._with_event.create, (*row_args, *event, *_fan_out_args(event)))
+        else:
+            async with db.atomic() as transaction:
+                await transaction.execute(self.insert_sql["sqlite"], row_args)
+                await self._record_sqlite(transaction, event)
+        return stored
 
     async def retrieve(self, db: Executor, tenant: Tenant, object_id: str) -> StoredObject | None:
         """The object, or None if this tenant has no object with that id."""
@@ -238,8 +179,10 @@ class ObjectStore:
         object_id: str,
         values: Mapping[str, str | None],
         versions: tuple[int, ...] | None = None,
+        origin: EventOrigin | None = None,
     ) -> StoredObject | None:
-        """Set ``values`` on the object and return it as it now is.
+        """Set ``values`` on the object and return it as it now is; with ``origin``, record
+        its ``…updated`` event (with the fields' values before) in the same transaction.
 
         None if the object does not exist, or (with ``versions``, from If-Match) if its
         current version is not one of them: the caller tells the two apart.
@@ -251,87 +194,75 @@ class ObjectStore:
         time_names = tuple(name for name in self._time_fields if name in values)
         args += [time_us(values[name]) for name in time_names]
         stamp = now_ms()
-        args += [stamp, stamp, object_id, *tenant.args, *(versions or ())]
         columns = names + tuple(time_column(name) for name in time_names)
-        row = await db.fetch_one(self._update_sql(columns, len(versions or ())), args)
-        return None if row is None else StoredObject.read(row)
+        by_id = (object_id, *tenant.args)
+        if origin is None:
+            sql = self._update_sql(columns, len(versions or ()))
+            row = await db.fetch_one(sql, [*args, stamp, stamp, *by_id, *(versions or ())])
+            return None if row is None else StoredObject.read(row)
+        event = events.insert_args(tenant, stamp, self._updated, object_id, origin, "", None)
+        if db.dialect == "postgresql":
+            # The old values come from a locked read inside the UPDATE itself (FROM … FOR
+            # UPDATE), so they are those this update replaced, even under concurrent writers.
+            sql = self._update_with_event(columns, len(versions or ()))
+            row = await db.fetch_one(
+                sql,
+                [
+                    *args,
+                    *(stamp, stamp, *by_id, *(versions or ())),
+                    *_without_payload(event),
+                    *_fan_out_args(event),
+                ],
+            )
+            return None if row is None else StoredObject.read(row)
+        async with db.atomic() as transaction:
+            before = await transaction.fetch_one(self._select, by_id)
+            if before is None:
+                return None
+            sql = self._update_sql(columns, len(versions or ()))
+            row = await transaction.fetch_one(sql, [*args, stamp, stamp, *by_id, *(versions or ())])
+            if row is None:
+                return None
+            stored = StoredObject.read(row)
+            previous = events.values_json(self._field_names, StoredObject.read(before).values)
+            await self._record_sqlite(
+                transaction, (*event[:-2], self._object_json(stored), previous)
+            )
+            return stored
 
     async def delete(
-        self, db: Executor, tenant: Tenant, object_id: str, versions: tuple[int, ...] | None = None
+        self,
+        db: Executor,
+        tenant: Tenant,
+        object_id: str,
+        versions: tuple[int, ...] | None = None,
+        origin: EventOrigin | None = None,
     ) -> bool:
-        """Delete the object; False if it does not exist or (with ``versions``) has moved on."""
+        """Delete the object; False if it does not exist or (with ``versions``) has moved on.
+        With ``origin``, record its ``…deleted`` event (the last state) in the same
+        transaction."""
         if not could_be_object_id(self.resource.id_prefix, object_id):
             return False
-        sql = self._delete_sql(len(versions or ()))
-        row = await db.fetch_one(sql, (object_id, *tenant.args, *(versions or ())))
-        return row is not None
+        by_id = (object_id, *tenant.args, *(versions or ()))
+        if origin is None:
+            return await db.fetch_one(self._delete_sql(len(versions or ())), by_id) is not None
+        event = events.insert_args(tenant, now_ms(), self._deleted, object_id, origin, "", None)
+        if db.dialect == "postgresql":
+            sql = self._with_event.delete(len(versions or ()))
+            args = (*by_id, *_without_payload(event), *_fan_out_args(event))
+            return await db.fetch_one(sql, args) is not None
+        async with db.atomic() as transaction:
+            sql = f"{self._delete}{_versions_sql(len(versions or ()))} RETURNING {self._columns}"
+            row = await transaction.fetch_one(sql, by_id)
+            if row is None:
+                return False
+            last = self._object_json(StoredObject.read(row))
+            await self._record_sqlite(transaction, (*event[:-2], last, None))
+            return True
 
-    async def position(
-        self, db: Executor, tenant: Tenant, object_id: str, parameter: str
-    ) -> Position:
-        """Where an object stands (or stood, if deleted) in the list."""
-        if could_be_object_id(self.resource.id_prefix, object_id):
-            row = await db.fetch_one(self._position, (object_id, *tenant.args) * 2)
-            if row is not None:
-                return Position(int(row[0]), int(row[1]))
-        raise CursorNotFound(parameter)
-
-    async def list(self, db: Executor, tenant: Tenant, query: ListQuery) -> Page:
-        """A page of the tenant's objects that meet the query's conditions, newest first.
-
-        The page and the total are read by one statement, so they agree with each other.
-        """
-        filters = [_condition_sql(c) for c in query.conditions]
-        where = "".join(f" AND {sql}" for sql, _ in filters)
-        filter_args = [arg for _, args in filters for arg in args]
-        if filters:
-            total_sql = f"SELECT count(*) AS total FROM {self._table} WHERE account_id = ? AND livemode = ?{where}"
-            total_args = [*tenant.args, *filter_args]
-        else:
-            total_sql, total_args = self._counted_total, list(tenant.args)
-
-        page_where, page_args = where, list(filter_args)
-        newest_first, limit = True, query.limit
-        if query.starting_after is not None or query.ending_before is not None:
-            after = query.starting_after is not None
-            cursor = query.starting_after if after else query.ending_before
-            parameter = "starting_after" if after else "ending_before"
-            assert cursor is not None
-            position = await self.position(db, tenant, cursor, parameter)
-            page_where += f" AND (created_at, seq) {'<' if after else '>'} (?, ?)"
-            page_args += [position.created_at, position.seq]
-            # ending_before walks towards newer objects: read them oldest first from the
-            # cursor, then present the page newest first like every other page.
-            newest_first = after
-            limit += 1  # one more than asked tells whether more lie beyond the page
-        order = "DESC" if newest_first else "ASC"
-        sql = (
-            f"SELECT c.total, {', '.join('p.' + c for c in self.columns)} FROM ({total_sql}) AS c "
-            f"LEFT JOIN (SELECT seq, {self._columns} FROM {self._table} "
-            f"WHERE account_id = ? AND livemode = ?{page_where} "
-            f"ORDER BY created_at {order}, seq {order} LIMIT ? OFFSET ?) AS p ON 1 = 1 "
-            "ORDER BY p.created_at DESC, p.seq DESC"
-        )
-        args = [*total_args, *tenant.args, *page_args, limit, min(query.offset, MAX_SQL_OFFSET)]
-        result = await db.fetch_all(sql, args)
-        # Each row is the total, then an object (all NULL when the page is empty: LEFT JOIN).
-        total = int(result[0][0])
-        objects = [StoredObject.read(row, 1) for row in result if row[1] is not None]
-        if limit == query.limit:  # paging by offset
-            return Page(objects, total, query.offset + len(objects) < total)
-        has_more = len(objects) > query.limit
-        if has_more:
-            objects = objects[:-1] if newest_first else objects[1:]
-        return Page(objects, total, has_more)
-
-
-def sqlite_next_seq(table: str) -> str:
-    """The SQL expression of the ``seq`` a new row of ``table`` takes on SQLite.
-
-    Anyone who inserts rows outside the server (a bulk load, a script) gives this as seq;
-    PostgreSQL fills seq by itself.
-    """
-    return f"coalesce((SELECT seq FROM {table} ORDER BY rowid DESC LIMIT 1), 0) + 1"
+    async def list(self, db: Executor, tenant: Tenant, query: ListQuery) -> Page[StoredObject]:
+        """A page of the tenant's objects that meet the query's conditions, newest first."""
+        return await self.listing.list(db, tenant, query, StoredObject.read)
 
 
 def _versions_sql(count: int) -> str:
@@ -344,3 +275,84 @@ def _versions_sql(count: int) -> str:
 async def sweep_tombstones(db: Executor, before_ms: int) -> None:
     """Forget where objects deleted before ``before_ms`` stood (cursors naming them fail)."""
     await db.execute("DELETE FROM object_tombstones WHERE deleted_at <= ?", (before_ms,))
+
+
+def _fan_out_args(event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The deliveries' arguments (``webhooks.fan_out_sql``) from an event's insert arguments:
+    its id, time, tenant and type."""
+    return (event[0], event[3], event[3], event[1], event[2], event[4])
+
+
+def _without_payload(event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An event's insert arguments less those the PostgreSQL statements take from the row
+    they change: object_id, object_json and previous_json."""
+    return (*event[:5], *event[6:8])
+
+
+class _PostgresEventStatements:
+    """PostgreSQL statements that change one object and record its event in the same
+    statement (data-modifying CTEs): one round trip, atomic by itself."""
+
+    def __init__(
+        self, table: str, columns: tuple[str, ...], fields: tuple[str, ...], insert_sql: str
+    ) -> None:
+        self._table = table
+        self._columns = columns
+        self._fields = fields
+        event_columns = ", ".join(events.INSERT_COLUMNS)
+        # The event's own values, then what comes from the changed row: its id and JSON.
+        self._insert_event = (
+            f"INSERT INTO events ({event_columns}) "
+            "SELECT ?, ?, ?, ?, ?, changed.id, ?, ?, changed.object_json"
+        )
+        # The deliveries the event owes, made only once the event is (the update or delete
+        # may match nothing).
+        self._deliveries = (
+            f"deliveries AS ({webhooks.fan_out_sql('postgresql', 'EXISTS (SELECT 1 FROM event)')})"
+        )
+        #: INSERT of the row, of its event (all of whose values are known beforehand), and
+        #: of the deliveries it owes.
+        self.create = (
+            f"WITH created AS ({insert_sql}), event AS ({events.insert_sql('postgresql')}) "
+            f"{webhooks.fan_out_sql('postgresql')}"
+        )
+
+    def json_of(self, alias: str, names: tuple[str, ...]) -> str:
+        """A JSON text of ``alias``'s columns ``names`` (jsonb_build_object takes at most 100
+        arguments, so wide rows are built in chunks and merged)."""
+        chunks = [names[i : i + 50] for i in range(0, len(names), 50)] or [()]
+        built = " || ".join(
+            "jsonb_build_object(" + ", ".join(f"'{n}', {alias}.{n}" for n in chunk) + ")"
+            for chunk in chunks
+        )
+        return f"({built})::text"
+
+    def update(self, names: tuple[str, ...], versions: int) -> str:
+        """UPDATE with the old values read under a row lock, then the event insert."""
+        table = self._table
+        assignments = "".join(f"{name} = ?, " for name in names)
+        fields = ", ".join(self._fields)
+        returned = ", ".join(f"t.{c}" for c in self._columns)
+        return (
+            f"WITH changed AS (UPDATE {table} AS t SET {assignments}"
+            "updated_at = CASE WHEN ? > t.updated_at THEN ? ELSE t.updated_at + 1 END "
+            f"FROM (SELECT account_id, id, {fields} FROM {table} "
+            "WHERE id = ? AND account_id = ? AND livemode = ? FOR UPDATE) AS old "
+            "WHERE t.account_id = old.account_id AND t.id = old.id"
+            f"{_versions_sql(versions).replace('updated_at', 't.updated_at')} "
+            f"RETURNING {returned}, {self.json_of('t', self._columns)} AS object_json, "
+            f"{self.json_of('old', self._fields)} AS previous_json), "
+            f"event AS ({self._insert_event}, changed.previous_json FROM changed RETURNING id), "
+            f"{self._deliveries} SELECT {', '.join(self._columns)} FROM changed"
+        )
+
+    def delete(self, versions: int) -> str:
+        """DELETE returning the last state, then the event insert; returns the event's row."""
+        table = self._table
+        return (
+            f"WITH changed AS (DELETE FROM {table} "
+            f"WHERE id = ? AND account_id = ? AND livemode = ?{_versions_sql(versions)} "
+            f"RETURNING id, {self.json_of(table, self._columns)} AS object_json), "
+            f"event AS ({self._insert_event}, NULL FROM changed RETURNING object_id), "
+            f"{self._deliveries} SELECT object_id FROM event"
+        )

@@ -101,6 +101,95 @@ idempotency_keys = sa.Table(
 )
 
 
+#: Every accepted create, update and delete, written in the same transaction as the change (a
+#: transactional outbox): the object as stored after it (before it, for a delete) and, for an
+#: update, the fields' values before it. Listed like objects (``storage/listing.py``): the
+#: list index, a counter kept by triggers (migration 0006), and an index per filter.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("object_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    #: JSON: {"id", "created_at", "updated_at" (epoch ms), then each field}
+    sa.Column("object_json", sa.Text(), nullable=False),
+    #: JSON: each field's value before an update; NULL for creates and deletes
+    sa.Column("previous_json", sa.Text(), nullable=True),
+    sa.Index("ix_events_list", "account_id", "livemode", "created_at", "seq"),
+    sa.Index("ix_events_type", "account_id", "livemode", "type", "created_at", "seq"),
+    # No index on created_at alone: the sweep walks each tenant's list index instead, and
+    # every index is a page more for each write to carry (docs/performance.md, "Events").
+)
+
+
+#: Where an account's events are sent (``storage/webhooks.py``). The signing secrets are kept
+#: as they are, since they must sign; they are never logged and shown only when made.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", sa.BigInteger(), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=True),
+    #: JSON: the event types sent, ``*`` matching any run of characters
+    sa.Column("enabled_events", sa.Text(), nullable=False),
+    sa.Column("disabled", sa.Boolean(), nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    #: The secret a rotation replaced, still signing beside the new one until it expires.
+    sa.Column("previous_secret", sa.String(128), nullable=True),
+    sa.Column("previous_secret_expires_at", sa.BigInteger(), nullable=True),
+    sa.Index("ix_webhook_endpoints_list", "account_id", "livemode", "created_at", "seq"),
+)
+
+#: One event owed to one endpoint: due (``next_attempt_at``), leased to a worker
+#: (``lease_until``), done or given up (``next_attempt_at`` NULL).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", sa.String(64), primary_key=True),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", sa.BigInteger(), nullable=True),
+    sa.Column("lease_until", sa.BigInteger(), nullable=True),
+    sa.Index("ix_webhook_deliveries_due", "next_attempt_at"),
+)
+
+#: Every attempt to deliver, for ``GET /api/webhook-endpoints/{id}/attempts``.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("endpoint_id", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("error", sa.String(1000), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=False),
+    sa.Column("next_retry_at", sa.BigInteger(), nullable=True),
+    sa.Index(
+        "ix_webhook_attempts_list", "account_id", "livemode", "endpoint_id", "created_at", "seq"
+    ),
+    sa.Index("ix_webhook_attempts_created_at", "created_at"),
+)
+
+
 def time_column(field_name: str) -> str:
     """The column holding a time-range field's RFC 3339 value in epoch microseconds."""
     return f"{field_name}__us"
@@ -147,3 +236,10 @@ def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table
 
 
 object_tables: dict[str, sa.Table] = {r.name: object_table(r) for r in RESOURCES}
+
+
+#: Tables whose list totals triggers keep in ``object_counts`` (``storage/triggers.py``), and
+#: whether a deleted row leaves a tombstone for cursors (objects do; events are only swept).
+COUNTED_TABLES: dict[str, bool] = {name: True for name in (t.name for t in object_tables.values())}
+COUNTED_TABLES["events"] = False
+COUNTED_TABLES["webhook_endpoints"] = True

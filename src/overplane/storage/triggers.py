@@ -15,7 +15,7 @@ API writes are one row per transaction and never meet this.
 
 from __future__ import annotations
 
-from overplane.storage.schema import COUNTER_SLOTS
+from overplane.storage.schema import COUNTED_TABLES, COUNTER_SLOTS
 
 # PostgreSQL: one function serves every object table (it reads the table's name). A random
 # slot per row spreads concurrent writers of one account over COUNTER_SLOTS counter rows.
@@ -42,15 +42,41 @@ END
 $$
 """
 
+# Tables whose rows are never deleted one by one (events: only swept when they expire) are
+# counted without leaving tombstones.
+POSTGRES_COUNT_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION overplane_row_counted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
+        VALUES (TG_TABLE_NAME, NEW.account_id, NEW.livemode, floor(random() * {COUNTER_SLOTS})::int, 1)
+        ON CONFLICT (table_name, account_id, livemode, slot)
+        DO UPDATE SET n = object_counts.n + 1;
+        RETURN NEW;
+    END IF;
+    INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
+    VALUES (TG_TABLE_NAME, OLD.account_id, OLD.livemode, floor(random() * {COUNTER_SLOTS})::int, -1)
+    ON CONFLICT (table_name, account_id, livemode, slot)
+    DO UPDATE SET n = object_counts.n - 1;
+    RETURN OLD;
+END
+$$
+"""
+
 # SQLite has one writer at a time, so one counter row per account and mode is enough.
 _SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 
-def _sqlite_triggers(table: str) -> list[str]:
+def _sqlite_triggers(table: str, tombstones: bool) -> list[str]:
     upsert = (
         "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
         "VALUES ('{table}', {row}.account_id, {row}.livemode, 0, {delta}) "
         "ON CONFLICT (table_name, account_id, livemode, slot) DO UPDATE SET n = n + {delta};"
+    )
+    tombstone = (
+        " INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)"
+        f" VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq, {_SQLITE_NOW_MS});"
     )
     return [
         f"CREATE TRIGGER {table}_inserted AFTER INSERT ON {table} BEGIN "
@@ -58,21 +84,23 @@ def _sqlite_triggers(table: str) -> list[str]:
         + " END",
         f"CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} BEGIN "
         + upsert.format(table=table, row="OLD", delta=-1)
-        + " INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)"
-        f" VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq, {_SQLITE_NOW_MS});"
-        " END",
+        + (tombstone if tombstones else "")
+        + " END",
     ]
 
 
 def create_statements(table: str, dialect: str) -> list[str]:
-    """The DDL that installs the counting and tombstone triggers of one object table."""
+    """The DDL that installs the triggers of one counted table (:data:`COUNTED_TABLES`):
+    counting, and for object tables the tombstones too."""
+    tombstones = COUNTED_TABLES.get(table, True)  # a table not declared yet is an object table
     if dialect == "postgresql":
+        function = "overplane_object_written" if tombstones else "overplane_row_counted"
         return [
-            POSTGRES_FUNCTION,
+            POSTGRES_FUNCTION if tombstones else POSTGRES_COUNT_FUNCTION,
             f"CREATE TRIGGER {table}_written AFTER INSERT OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION overplane_object_written()",
+            f"FOR EACH ROW EXECUTE FUNCTION {function}()",
         ]
-    return _sqlite_triggers(table)
+    return _sqlite_triggers(table, tombstones)
 
 
 def drop_statements(table: str, dialect: str) -> list[str]:

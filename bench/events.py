@@ -1,0 +1,224 @@
+"""Events: the cost of the outbox on writes. ``python -m bench.events`` alone; ``make bench``
+runs it too, after the other phases (``BENCH_EVENTS=0`` leaves it out).
+
+Every accepted create, update and delete writes its event in the same statement (PostgreSQL)
+or transaction (SQLite), and the deliveries it owes (none here: no webhook endpoint). The
+issue's target: with events on, at most 20% fewer req/s than with them off, in one run.
+
+Method: on each backend, two ``overplane serve`` processes on **one** database, one with
+``OVERPLANE_EVENTS=true`` and one with ``false``, both pinned to the server core (one idles
+while the other is measured) and both running their webhook worker (the default), which
+finds nothing to deliver. Appointments are seeded through the events-on server. For update,
+create and delete, in that order: a warm-up of each, then ``BENCH_REPETITIONS`` pairs of
+``BENCH_DURATION`` s runs, the order within a pair alternating (on/off, off/on, ...) so that
+neither side always gets the fresher database or the quieter moment. The ratio is the median
+of the pairs' ratios (events on / events off). Update walks the seeded ids; each side's
+deletes walk the ids its own creates made. Knobs are ``bench/run.py``'s; the result replaces
+the ``events`` section of ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from bench import report
+from bench.loadgen import RunResult, Workload
+from bench.report import Summary
+from bench.run import (
+    APPOINTMENT,
+    BACKEND_NAMES,
+    Bench,
+    Config,
+    _pg_execute,
+    ensure_tools,
+    load_average,
+    log,
+    pin_to,
+    postgres_database,
+    write_lines,
+)
+from bench.servers import Server
+
+#: The docs/performance.md section this phase owns.
+SECTION = "events"
+#: The issue's target: events on may cost at most this share of the req/s.
+TARGET_RATIO = 0.80
+OPERATIONS = ("update", "create", "delete")
+
+
+@dataclass(frozen=True, slots=True)
+class EventsRow:
+    """One write operation on one backend, with events on and off, paired run by run."""
+
+    backend: str
+    operation: str
+    on: Summary
+    off: Summary
+
+    @property
+    def ratio(self) -> float:
+        """The median of the pairs' ratios: req/s with events / req/s without."""
+        return statistics.median(
+            a.rps / b.rps for a, b in zip(self.on.runs, self.off.runs, strict=True)
+        )
+
+    @property
+    def failed(self) -> int:
+        return self.on.failed + self.off.failed
+
+
+def paired_runs(
+    bench: Bench, on: Server, off: Server, runs: dict[bool, list[Workload]]
+) -> tuple[Summary, Summary]:
+    """Warm both up (each side's first workload), then run the repetitions in pairs,
+    alternating which side goes first."""
+    config = bench.config
+    servers = {True: on, False: off}
+    for events in (True, False):
+        bench.run_once(servers[events], runs[events][0], config.warmup, None)
+    measured: dict[bool, list[RunResult]] = {True: [], False: []}
+    for repetition in range(config.repetitions):
+        order = (True, False) if repetition % 2 == 0 else (False, True)
+        for events in order:
+            workload = runs[events][repetition + 1]
+            result = bench.run_once(servers[events], workload, config.duration, None)
+            measured[events].append(result)
+    return Summary(tuple(measured[True])), Summary(tuple(measured[False]))
+
+
+def measure_backend(bench: Bench, backend: str, database_url: str) -> list[EventsRow]:
+    """Update, create and delete with events on and off, on one database."""
+    name = BACKEND_NAMES[backend]
+    workdir = bench.workdir
+    reps = bench.config.repetitions
+    rows: list[EventsRow] = []
+    with (
+        bench.overplane(f"events-on-{backend}", database_url, events=True) as on,
+        bench.overplane(f"events-off-{backend}", database_url, events=False) as off,
+    ):
+        seeded = bench.seed(on, APPOINTMENT)
+        ids = write_lines(workdir / f"events-{backend}-ids", random.sample(seeded, len(seeded)))
+        body = workdir / f"events-{backend}-body.json"
+        body.write_bytes(APPOINTMENT.create_body)
+        patch = workdir / f"events-{backend}-patch.json"
+        patch.write_bytes(APPOINTMENT.update_body)
+        created = {e: workdir / f"events-{backend}-{e}-created" for e in (True, False)}
+        path = APPOINTMENT.path
+        for operation in OPERATIONS:
+            if operation == "update":
+                update = Workload("update", path, ids=ids, patch=patch)
+                runs = {e: [update] * (reps + 1) for e in (True, False)}
+            elif operation == "create":
+                runs = {
+                    e: [Workload("create", path, body=body, created=created[e])] * (reps + 1)
+                    for e in (True, False)
+                }
+            else:  # each side deletes what its own creates made: [warm-up, run 1, ...]
+                runs = {
+                    True: bench.delete_workloads(on, APPOINTMENT, created[True]),
+                    False: bench.delete_workloads(off, APPOINTMENT, created[False]),
+                }
+            with_events, without = paired_runs(bench, on, off, runs)
+            row = EventsRow(name, operation, with_events, without)
+            rows.append(row)
+            flag = f"  FAILED {row.failed}" if row.failed else ""
+            log(
+                f"events     {name:10} {operation:6} on {with_events.rps:8,.0f} req/s  "
+                f"off {without.rps:8,.0f} req/s  ratio {row.ratio:.2f}{flag}"
+            )
+    return rows
+
+
+def run_phase(bench: Bench) -> list[EventsRow]:
+    """The phase on every configured backend (PostgreSQL skipped if unreachable)."""
+    rows: list[EventsRow] = []
+    for backend in bench.config.backends:
+        if backend == "sqlite":
+            rows += measure_backend(bench, backend, f"sqlite:///{bench.workdir / 'events.sqlite3'}")
+            continue
+        admin_url = bench.config.pg_admin_url
+        try:
+            asyncio.run(_pg_execute(admin_url, "SELECT 1"))
+        except (OSError, asyncpg.PostgresError) as exc:
+            log(f"events: PostgreSQL skipped: cannot connect to {admin_url} ({exc})")
+            continue
+        with postgres_database(admin_url) as url:
+            rows += measure_backend(bench, backend, url)
+    return rows
+
+
+def table(rows: list[EventsRow]) -> list[str]:
+    """The markdown table of the phase."""
+    lines = [
+        "| backend | operation | events on req/s | min – max | events off req/s | min – max "
+        "| on / off (median of pairs) | target ≥ 0.80 | p99 ms on / off | failed |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|",
+    ]
+    for row in rows:
+        on, off = row.on, row.off
+        verdict = "met" if row.ratio >= TARGET_RATIO else "**not met**"
+        verdict = "invalid" if row.failed else verdict
+        lines.append(
+            f"| {row.backend} | {row.operation} | {on.rps:,.0f} "
+            f"| {on.rps_min:,.0f} – {on.rps_max:,.0f} | {off.rps:,.0f} "
+            f"| {off.rps_min:,.0f} – {off.rps_max:,.0f} | {row.ratio:.3f} | {verdict} "
+            f"| {on.p99_ms:.1f} / {off.p99_ms:.1f} | {row.failed} |"
+        )
+    return lines
+
+
+def render(bench: Bench, rows: list[EventsRow], wall_seconds: float, load: str) -> str:
+    """The generated ``events`` section: when, on what, with which settings, and the table."""
+    config = bench.config
+    results = bench.results
+    return "\n".join(
+        [
+            f"### Latest events run ({results.date}, code {results.versions['overplane']})",
+            "",
+            "Machine: " + ", ".join(f"{k} {v}" for k, v in results.machine.items()) + ".",
+            f"Settings: {config.repetitions} pairs of {config.duration} s runs after "
+            f"{config.warmup} s warm-ups, {config.connections} connections, "
+            f"{config.seed_count:,} seeded appointments, server CPUs {config.server_cpus}, "
+            f"wrk CPUs {config.client_cpus}, wall time {wall_seconds / 60:.1f} min, "
+            f"load average (1 min) at start and end {load}.",
+            "",
+            *table(rows),
+        ]
+    )
+
+
+def main() -> int:
+    """Run the phase alone and replace the ``events`` section of ``docs/performance.md``."""
+    config = Config.from_environ()
+    ensure_tools(config)
+    pin_to(config.client_cpus)
+    workdir = Path(tempfile.mkdtemp(prefix="overplane-bench-events-"))
+    started = time.monotonic()
+    load_before = load_average()
+    try:
+        bench = Bench(config, workdir)
+        rows = run_phase(bench)
+    finally:
+        if config.keep:
+            log(f"kept the working directory {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    section = render(bench, rows, time.monotonic() - started, f"{load_before} and {load_average()}")
+    print(section)
+    report.replace_section(config.doc, SECTION, section)
+    log(f"wrote the {SECTION} section of {config.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
