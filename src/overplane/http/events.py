@@ -10,10 +10,10 @@ from overplane.declarations import Resource
 from overplane.http.errors import ParameterInvalid, ParameterUnknown, ResourceMissing
 from overplane.http.list_query import EventQueryParser
 from overplane.http.messages import ApiRequest, Reply
-from overplane.http.routes import Endpoint, json_object, reject_query
+from overplane.http.routes import Endpoint, json_object, list_reply, reject_query
 from overplane.rendering import EventRenderer, encode
-from overplane.storage.events import EventStore
-from overplane.storage.listing import CursorNotFound
+from overplane.storage.events import EventStore, StoredEvent
+from overplane.storage.listing import Page
 from overplane.storage.webhooks import DeliveryStore, EndpointStore
 
 
@@ -33,17 +33,11 @@ class EventEndpoint(Endpoint):
 
     async def list(self, request: ApiRequest) -> Reply:
         """A page of events, filtered by type and time, paged like every list."""
-        parameters = request.query()
-        query = self.list_parser.parse(parameters)
-        try:
-            page = await self.store.list(request.executor, request.principal.tenant, query)
-        except CursorNotFound as exc:
-            cursor = dict(parameters)[exc.parameter]
-            raise ParameterInvalid(
-                f"{exc.parameter} names no event of this account: '{cursor}'",
-                param=exc.parameter,
-            ) from None
-        return Reply(200, self.renderer.page(page.items, page.total, page.has_more))
+
+        def render(page: Page[StoredEvent]) -> bytes:
+            return self.renderer.page(page.items, page.total, page.has_more)
+
+        return await list_reply(request, self.list_parser, self.store.list, render, "event")
 
     async def retrieve(self, request: ApiRequest) -> Reply:
         """One event."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from overplane import rendering
 from overplane.declarations import Resource
@@ -30,15 +30,17 @@ from overplane.http.errors import (
     ResourceMissing,
     RouteMissing,
 )
-from overplane.http.list_query import ListQueryParser
+from overplane.http.list_query import ListQueryParser, QueryParser
 from overplane.http.messages import ApiRequest, Reply
 from overplane.http.preconditions import IfMatch, etag, if_match, if_none_match_hits
 from overplane.storage.database import Database, Executor
 from overplane.storage.events import EventOrigin
-from overplane.storage.listing import CursorNotFound
+from overplane.storage.listing import CursorNotFound, ListQuery, Page
 from overplane.storage.objects import ObjectStore, StoredObject
+from overplane.storage.tenant import Tenant
 
 Handler = Callable[[ApiRequest], Awaitable[Reply]]
+T = TypeVar("T")
 Header = tuple[str, str]
 #: Methods whose request body is read (and, with an Idempotency-Key, fingerprinted).
 BODY_METHODS = frozenset({"POST", "PATCH"})
@@ -62,6 +64,27 @@ def json_object(request: ApiRequest) -> dict[str, object]:
     """The request body (read by the dispatcher) as a JSON object, content type checked."""
     check_content_type(request.header(b"content-type"), request.body)
     return decode_object(request.body)
+
+
+async def list_reply(
+    request: ApiRequest,
+    parser: QueryParser,
+    fetch: Callable[[Executor, Tenant, ListQuery], Awaitable[Page[T]]],
+    render: Callable[[Page[T]], bytes],
+    noun: str,
+) -> Reply:
+    """Any list: the query string parsed, the page fetched for the request's tenant and
+    rendered; a cursor naming nothing of the tenant's is 400 on its own parameter."""
+    parameters = request.query()
+    query = parser.parse(parameters)
+    try:
+        found = await fetch(request.executor, request.principal.tenant, query)
+    except CursorNotFound as exc:
+        cursor = dict(parameters)[exc.parameter]
+        raise ParameterInvalid(
+            f"{exc.parameter} names no {noun} of this account: '{cursor}'", param=exc.parameter
+        ) from None
+    return Reply(200, render(found))
 
 
 class MethodDispatch:
@@ -178,17 +201,11 @@ class ResourceEndpoint(Endpoint):
 
     async def list(self, request: ApiRequest) -> Reply:
         """A page of objects, filtered and paged by the query string."""
-        parameters = request.query()
-        query = self.list_parser.parse(parameters)
-        try:
-            page = await self.store.list(request.executor, request.principal.tenant, query)
-        except CursorNotFound as exc:
-            cursor = dict(parameters)[exc.parameter]
-            raise ParameterInvalid(
-                f"{exc.parameter} names no {self.name} of this account: '{cursor}'",
-                param=exc.parameter,
-            ) from None
-        return Reply(200, self.renderer.page(page.items, page.total, page.has_more))
+
+        def render(page: Page[StoredObject]) -> bytes:
+            return self.renderer.page(page.items, page.total, page.has_more)
+
+        return await list_reply(request, self.list_parser, self.store.list, render, self.name)
 
     async def create(self, request: ApiRequest) -> Reply:
         """A new object from the body's fields: 201 with its Location."""

@@ -22,12 +22,13 @@ from overplane.http.errors import (
 )
 from overplane.http.list_query import EventQueryParser, QueryParser
 from overplane.http.messages import ApiRequest, Reply
-from overplane.http.routes import Endpoint, json_object, reject_query
+from overplane.http.routes import Endpoint, json_object, list_reply, reject_query
 from overplane.rendering import deleted, encode, page, webhook_attempt, webhook_endpoint
+from overplane.storage.database import Executor
 from overplane.storage.ids import new_random_token
-from overplane.storage.listing import CursorNotFound
+from overplane.storage.listing import ListQuery, Page
 from overplane.storage.tenant import Tenant
-from overplane.storage.webhooks import DeliveryStore, EndpointStore, StoredEndpoint
+from overplane.storage.webhooks import DeliveryStore, EndpointStore, StoredAttempt, StoredEndpoint
 from overplane.webhooks.addresses import check_url_syntax
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
@@ -199,7 +200,12 @@ class WebhookEndpointEndpoint(Endpoint):
 
     async def list(self, request: ApiRequest) -> Reply:
         """A page of endpoints, newest first."""
-        return await self._page(request, request.principal.tenant, None)
+
+        def render(found: Page[StoredEndpoint]) -> bytes:
+            return page([webhook_endpoint(e) for e in found.items], found.total, found.has_more)
+
+        noun = "webhook endpoint"
+        return await list_reply(request, self.list_parser, self.store.list, render, noun)
 
     async def rotate_secret(self, request: ApiRequest) -> Reply:
         """A new signing secret, returned once; the old one signs too for 24 hours."""
@@ -225,24 +231,11 @@ class WebhookEndpointEndpoint(Endpoint):
     async def attempts(self, request: ApiRequest) -> Reply:
         """A page of the endpoint's delivery attempts, newest first."""
         endpoint = await self._found(request)
-        return await self._page(request, request.principal.tenant, endpoint.id)
 
-    async def _page(self, request: ApiRequest, tenant: Tenant, endpoint_id: str | None) -> Reply:
-        parameters = request.query()
-        query = self.list_parser.parse(parameters)
-        db = request.executor
-        try:
-            if endpoint_id is None:
-                endpoints = await self.store.list(db, tenant, query)
-                items = [webhook_endpoint(e) for e in endpoints.items]
-                total, has_more = endpoints.total, endpoints.has_more
-            else:
-                attempts = await self.deliveries.list_attempts(db, tenant, endpoint_id, query)
-                items = [webhook_attempt(a) for a in attempts.items]
-                total, has_more = attempts.total, attempts.has_more
-        except CursorNotFound as exc:
-            cursor = dict(parameters)[exc.parameter]
-            raise ParameterInvalid(
-                f"{exc.parameter} names nothing in this list: '{cursor}'", param=exc.parameter
-            ) from None
-        return Reply(200, page(items, total, has_more))
+        async def fetch(db: Executor, tenant: Tenant, query: ListQuery) -> Page[StoredAttempt]:
+            return await self.deliveries.list_attempts(db, tenant, endpoint.id, query)
+
+        def render(found: Page[StoredAttempt]) -> bytes:
+            return page([webhook_attempt(a) for a in found.items], found.total, found.has_more)
+
+        return await list_reply(request, self.list_parser, fetch, render, "attempt")

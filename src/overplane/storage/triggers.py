@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from overplane.storage.schema import COUNTED_TABLES, COUNTER_SLOTS
 
-# PostgreSQL: one function serves every object table (it reads the table's name). A random
-# slot per row spreads concurrent writers of one account over COUNTER_SLOTS counter rows.
-POSTGRES_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION overplane_object_written() RETURNS trigger
+
+def _postgres_function(name: str, tombstone: str) -> str:
+    """One trigger function that counts inserts and deletes of any table (it reads the
+    table's name), and runs ``tombstone`` on a delete. A random slot per row spreads
+    concurrent writers of one account over COUNTER_SLOTS counter rows."""
+    return f"""
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -34,35 +37,23 @@ BEGIN
     VALUES (TG_TABLE_NAME, OLD.account_id, OLD.livemode, floor(random() * {COUNTER_SLOTS})::int, -1)
     ON CONFLICT (table_name, account_id, livemode, slot)
     DO UPDATE SET n = object_counts.n - 1;
-    INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)
-    VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq,
-            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
-    RETURN OLD;
+{tombstone}    RETURN OLD;
 END
 $$
 """
 
-# Tables whose rows are never deleted one by one (events: only swept when they expire) are
-# counted without leaving tombstones.
-POSTGRES_COUNT_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION overplane_row_counted() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
-        VALUES (TG_TABLE_NAME, NEW.account_id, NEW.livemode, floor(random() * {COUNTER_SLOTS})::int, 1)
-        ON CONFLICT (table_name, account_id, livemode, slot)
-        DO UPDATE SET n = object_counts.n + 1;
-        RETURN NEW;
-    END IF;
-    INSERT INTO object_counts (table_name, account_id, livemode, slot, n)
-    VALUES (TG_TABLE_NAME, OLD.account_id, OLD.livemode, floor(random() * {COUNTER_SLOTS})::int, -1)
-    ON CONFLICT (table_name, account_id, livemode, slot)
-    DO UPDATE SET n = object_counts.n - 1;
-    RETURN OLD;
-END
-$$
-"""
+
+#: Object tables: counted, and a deleted object leaves its list position for cursors.
+POSTGRES_FUNCTION = _postgres_function(
+    "overplane_object_written",
+    """    INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)
+    VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq,
+            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+""",
+)
+#: Tables whose rows are never deleted one by one (events: only swept when they expire) are
+#: counted without leaving tombstones.
+POSTGRES_COUNT_FUNCTION = _postgres_function("overplane_row_counted", "")
 
 # SQLite has one writer at a time, so one counter row per account and mode is enough.
 _SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
