@@ -2,6 +2,7 @@
 # Creates .venv (if needed) and installs Overplane into it, with the test tools when asked:
 #   scripts/install.sh          the server
 #   scripts/install.sh test     the server and everything the tests, lint and types need
+#                               (and Debian's chromium for the browser tests, as root)
 # Versions are pinned by constraints.txt, so every machine installs what CI tested.
 # PYTHON=... chooses the interpreter and VENV=... the folder (default .venv), e.g. CI's
 #   PYTHON=python3.13 VENV=.venv313 scripts/install.sh test
@@ -34,3 +35,13 @@ extra=""
 [ "${1:-}" = "test" ] && extra="[test]"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extra}"
+
+# The browser tests (tests/test_web.py) drive Debian's Chromium, never a downloaded browser:
+# fetch it when we are allowed to, so that the README's test command works on a fresh machine.
+if [ "${1:-}" = "test" ] && [ ! -x /usr/bin/chromium ] && [ -z "${OVERPLANE_TEST_CHROMIUM:-}" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    else
+        echo "note: the browser tests need Chromium: apt-get install chromium (or run -m 'not slow')" >&2
+    fi
+fi
