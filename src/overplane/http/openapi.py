@@ -179,6 +179,17 @@ def _schemas(resource: Resource) -> dict[str, JSONObject]:
 _RANGE_WORDS = {"gt": "after", "gte": "at or after", "lt": "before", "lte": "at or before"}
 
 
+def _id_parameter(noun: str) -> JSONObject:
+    """The ``{id}`` of an object path, naming what it identifies."""
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": f"The identifier of the {noun}.",
+        "schema": {"type": "string"},
+    }
+
+
 def _query(name: str, description: str, schema: JSONObject) -> JSONObject:
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
@@ -256,13 +267,7 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
     tag = [resource.title]
     create_example = {f.name: f.example for f in resource.required_fields}
     update_example = {f.name: f.example for f in resource.fields[:2]}
-    id_parameter = {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": f"The identifier of the {name}.",
-        "schema": {"type": "string"},
-    }
+    id_parameter = _id_parameter(name)
     errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
     with_404 = errors | {"404": _error_response(404)}
     with_body = {"413": _error_response(413), "415": _error_response(415)}
@@ -524,15 +529,7 @@ def _event_paths() -> dict[str, JSONObject]:
                 "operationId": "retrieveEvent",
                 "summary": "Retrieve an event",
                 "tags": ["Events"],
-                "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
-                        "required": True,
-                        "description": "The identifier of the event.",
-                        "schema": {"type": "string"},
-                    }
-                ],
+                "parameters": [_id_parameter("event")],
                 "responses": {
                     "200": _success("The event.", _ref("Event"), _event_example()),
                     **errors,
@@ -685,13 +682,7 @@ def _webhook_endpoint_paths() -> dict[str, JSONObject]:
     with_body = {"413": _error_response(413), "415": _error_response(415)}
     idempotent = {"409": _error_response(409), "422": _error_response(422)}
     idempotency_key = {"$ref": "#/components/parameters/Idempotency-Key"}
-    id_parameter = {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": "The identifier of the webhook endpoint.",
-        "schema": {"type": "string"},
-    }
+    id_parameter = _id_parameter("webhook endpoint")
     tag = ["Webhook endpoints"]
     example = {
         "id": "we_0VqAbc123",
@@ -829,13 +820,7 @@ def _webhook_endpoint_paths() -> dict[str, JSONObject]:
                 "endpoint subscribed to its type; the body may be empty.",
                 "tags": ["Events"],
                 "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
-                        "required": True,
-                        "description": "The identifier of the event.",
-                        "schema": {"type": "string"},
-                    },
+                    _id_parameter("event"),
                     idempotency_key,
                 ],
                 "requestBody": {

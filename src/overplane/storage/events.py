@@ -15,7 +15,7 @@ import msgspec
 
 from overplane.storage.database import Executor, Row
 from overplane.storage.ids import could_be_object_id, new_object_id
-from overplane.storage.listing import Listing, ListQuery, Page, sqlite_next_seq
+from overplane.storage.listing import Listing, ListQuery, Page, insert_statements
 from overplane.storage.tenant import Tenant
 
 ID_PREFIX = "evt_"
@@ -71,15 +71,12 @@ class StoredEvent(NamedTuple):
 COLUMNS = StoredEvent._fields
 
 
+_INSERT = insert_statements("events", INSERT_COLUMNS)
+
+
 def insert_sql(dialect: str) -> str:
     """The INSERT of one event (``?`` for each of :data:`INSERT_COLUMNS`)."""
-    columns = ", ".join(INSERT_COLUMNS)
-    placeholders = ", ".join("?" * len(INSERT_COLUMNS))
-    if dialect == "postgresql":
-        return f"INSERT INTO events ({columns}) VALUES ({placeholders})"
-    return (
-        f"INSERT INTO events (seq, {columns}) VALUES ({sqlite_next_seq('events')}, {placeholders})"
-    )
+    return _INSERT[dialect]
 
 
 def values_json(names: tuple[str, ...], values: tuple[Any, ...]) -> str:

@@ -106,6 +106,22 @@ def sqlite_next_seq(table: str) -> str:
     return f"coalesce((SELECT seq FROM {table} ORDER BY rowid DESC LIMIT 1), 0) + 1"
 
 
+def insert_statements(table: str, columns: Sequence[str]) -> dict[str, str]:
+    """The INSERT of one row of a listed table, by dialect: ``?`` for each of ``columns``.
+
+    PostgreSQL fills ``seq`` from its identity. On SQLite, which has one writer at a time, a
+    row takes the seq of the row inserted last (the highest rowid: one step down the table's
+    b-tree) plus one; so seq grows with rowid, as it did when it was the rowid itself.
+    """
+    names = ", ".join(columns)
+    placeholders = ", ".join("?" * len(columns))
+    return {
+        "postgresql": f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
+        "sqlite": f"INSERT INTO {table} (seq, {names}) "
+        f"VALUES ({sqlite_next_seq(table)}, {placeholders})",
+    }
+
+
 def condition_sql(condition: Condition) -> tuple[str, list[Any]]:
     """The WHERE term of one condition and its arguments."""
     if isinstance(condition, Equals):

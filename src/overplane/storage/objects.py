@@ -22,7 +22,7 @@ from overplane.storage import events, webhooks
 from overplane.storage.database import Executor, Row
 from overplane.storage.events import EventOrigin
 from overplane.storage.ids import could_be_object_id, new_object_id
-from overplane.storage.listing import Listing, ListQuery, Page, sqlite_next_seq
+from overplane.storage.listing import Listing, ListQuery, Page, insert_statements
 from overplane.storage.schema import time_column
 from overplane.storage.tenant import Tenant
 
@@ -72,19 +72,8 @@ class ObjectStore:
         inserted = ("id", "account_id", "livemode", "created_at", "updated_at", *self._field_names)
         #: The columns a new row fills, in the order of :attr:`insert_sql`'s placeholders.
         self.insert_columns = inserted + tuple(time_column(name) for name in self._time_fields)
-        columns = ", ".join(self.insert_columns)
-        placeholders = ", ".join("?" * len(self.insert_columns))
-        #: The INSERT of one row, by dialect. PostgreSQL fills ``seq`` from its identity. On
-        #: SQLite, which has one writer at a time, a row takes the seq of the row inserted
-        #: last (the highest rowid: one step down the table's b-tree) plus one; so seq grows
-        #: with rowid, as it did when it was the rowid itself.
-        self.insert_sql = {
-            "postgresql": f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            "sqlite": (
-                f"INSERT INTO {table} (seq, {columns}) "
-                f"VALUES ({sqlite_next_seq(table)}, {placeholders})"
-            ),
-        }
+        #: The INSERT of one row, by dialect (``listing.insert_statements``).
+        self.insert_sql = insert_statements(table, self.insert_columns)
         # Every by-id statement names the whole primary key (account_id, id) by equality, so
         # the unique index is the only sensible plan, with statistics or without.
         by_id = f"id = ? AND {scoped}"

@@ -15,6 +15,8 @@ migrated database matches this metadata, so the two cannot drift apart silently.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from overplane.declarations import RESOURCES, Resource
@@ -101,6 +103,26 @@ idempotency_keys = sa.Table(
 )
 
 
+def listed_columns(*, account_key: bool = False) -> list[sa.Column[Any]]:
+    """The bookkeeping every listed table starts with (``storage/listing.py``): the key
+    ``(account_id, id)``, ``seq`` breaking ties in the list order (an identity column on
+    PostgreSQL; filled by each INSERT on SQLite), the mode and the creation time.
+    ``account_key``: account_id references accounts (object tables)."""
+    account = [sa.ForeignKey("accounts.id")] if account_key else []
+    return [
+        sa.Column("account_id", sa.String(64), *account, primary_key=True),
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+    ]
+
+
+def list_index(table: str) -> sa.Index:
+    """The index of a listed table's order, its cursors and created_at ranges."""
+    return sa.Index(f"ix_{table}_list", "account_id", "livemode", "created_at", "seq")
+
+
 #: Every accepted create, update and delete, written in the same transaction as the change (a
 #: transactional outbox): the object as stored after it (before it, for a delete) and, for an
 #: update, the fields' values before it. Listed like objects (``storage/listing.py``): the
@@ -108,11 +130,7 @@ idempotency_keys = sa.Table(
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("account_id", sa.String(64), primary_key=True),
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
-    sa.Column("livemode", sa.Boolean(), nullable=False),
-    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    *listed_columns(),
     sa.Column("type", sa.String(100), nullable=False),
     sa.Column("object_id", sa.String(64), nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False),
@@ -121,7 +139,7 @@ events = sa.Table(
     sa.Column("object_json", sa.Text(), nullable=False),
     #: JSON: each field's value before an update; NULL for creates and deletes
     sa.Column("previous_json", sa.Text(), nullable=True),
-    sa.Index("ix_events_list", "account_id", "livemode", "created_at", "seq"),
+    list_index("events"),
     sa.Index("ix_events_type", "account_id", "livemode", "type", "created_at", "seq"),
     # No index on created_at alone: the sweep walks each tenant's list index instead, and
     # every index is a page more for each write to carry (docs/performance.md, "Events").
@@ -133,11 +151,7 @@ events = sa.Table(
 webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,
-    sa.Column("account_id", sa.String(64), primary_key=True),
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
-    sa.Column("livemode", sa.Boolean(), nullable=False),
-    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    *listed_columns(),
     sa.Column("updated_at", sa.BigInteger(), nullable=False),
     sa.Column("url", sa.String(2048), nullable=False),
     sa.Column("description", sa.String(1000), nullable=True),
@@ -148,7 +162,7 @@ webhook_endpoints = sa.Table(
     #: The secret a rotation replaced, still signing beside the new one until it expires.
     sa.Column("previous_secret", sa.String(128), nullable=True),
     sa.Column("previous_secret_expires_at", sa.BigInteger(), nullable=True),
-    sa.Index("ix_webhook_endpoints_list", "account_id", "livemode", "created_at", "seq"),
+    list_index("webhook_endpoints"),
 )
 
 #: One event owed to one endpoint: due (``next_attempt_at``), leased to a worker
@@ -172,11 +186,7 @@ webhook_deliveries = sa.Table(
 webhook_attempts = sa.Table(
     "webhook_attempts",
     metadata,
-    sa.Column("account_id", sa.String(64), primary_key=True),
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
-    sa.Column("livemode", sa.Boolean(), nullable=False),
-    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    *listed_columns(),
     sa.Column("event_id", sa.String(64), nullable=False),
     sa.Column("endpoint_id", sa.String(64), nullable=False),
     sa.Column("status_code", sa.Integer(), nullable=True),
@@ -211,11 +221,7 @@ def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table
     table = sa.Table(
         resource.table_name,
         target,
-        sa.Column("account_id", sa.String(64), sa.ForeignKey("accounts.id"), primary_key=True),
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("seq", Sequence64, sa.Identity(), nullable=False),
-        sa.Column("livemode", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        *listed_columns(account_key=True),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         *(sa.Column(f.name, sa.String(f.max_length), nullable=True) for f in resource.fields),
         *(

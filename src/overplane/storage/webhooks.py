@@ -21,7 +21,7 @@ from overplane.storage.listing import (
     ListQuery,
     OneOf,
     Page,
-    sqlite_next_seq,
+    insert_statements,
 )
 from overplane.storage.tenant import Tenant
 
@@ -138,14 +138,9 @@ class EndpointStore:
             "webhook_endpoints", ENDPOINT_COLUMNS, id_prefix=ENDPOINT_PREFIX, tombstones=True
         )
         self._columns = ", ".join(ENDPOINT_COLUMNS)
-        inserted = ("account_id", "livemode", *ENDPOINT_COLUMNS)
-        placeholders = ", ".join("?" * len(inserted))
-        self._insert = {
-            "postgresql": f"INSERT INTO webhook_endpoints ({', '.join(inserted)}) "
-            f"VALUES ({placeholders})",
-            "sqlite": f"INSERT INTO webhook_endpoints (seq, {', '.join(inserted)}) "
-            f"VALUES ({sqlite_next_seq('webhook_endpoints')}, {placeholders})",
-        }
+        self._insert = insert_statements(
+            "webhook_endpoints", ("account_id", "livemode", *ENDPOINT_COLUMNS)
+        )
 
     async def create(
         self,
@@ -287,14 +282,9 @@ class DeliveryStore:
         self.attempts = Listing(
             "webhook_attempts", ATTEMPT_COLUMNS, id_prefix=ATTEMPT_PREFIX, tombstones=False
         )
-        inserted = ("account_id", "livemode", *ATTEMPT_COLUMNS)
-        placeholders = ", ".join("?" * len(inserted))
-        self._insert_attempt = {
-            "postgresql": f"INSERT INTO webhook_attempts ({', '.join(inserted)}) "
-            f"VALUES ({placeholders})",
-            "sqlite": f"INSERT INTO webhook_attempts (seq, {', '.join(inserted)}) "
-            f"VALUES ({sqlite_next_seq('webhook_attempts')}, {placeholders})",
-        }
+        self._insert_attempt = insert_statements(
+            "webhook_attempts", ("account_id", "livemode", *ATTEMPT_COLUMNS)
+        )
 
     async def claim(
         self, db: Database, now_ms: int, lease_until: int, limit: int
