@@ -145,17 +145,37 @@ def _sqlite_error(exc: sqlite3.Error) -> Exception:
 STATISTICS_MIN_CHANGES = 1000
 
 
-class SQLiteDatabase(Database):
-    """One sqlite3 connection in autocommit mode, called directly on the event loop.
+@lru_cache(maxsize=4096)
+def _is_read(sql: str) -> bool:
+    """Whether a statement only reads (it may then run outside a commit group)."""
+    return sql.lstrip()[:6].upper() == "SELECT"
 
-    A point query takes microseconds, far less than handing it to a thread would cost. Each
-    statement outside a transaction commits on its own. WAL mode lets readers proceed while
-    another process writes; ``busy_timeout`` makes a writer wait for another process's lock
-    instead of failing at once.
+
+class SQLiteDatabase(Database):
+    """One sqlite3 connection, called directly on the event loop, committing writes in groups.
+
+    A point query takes microseconds, far less than handing it to a thread would cost. WAL
+    mode lets readers proceed while another process writes; ``busy_timeout`` makes a writer
+    wait for another process's lock instead of failing at once.
+
+    **Group commit.** Every write (a single statement, or a :meth:`transaction`) joins the
+    open *commit group*, opening one (``BEGIN IMMEDIATE``) if there is none, and the group
+    commits once, at the next turn of the event loop: the writes of every request that ran
+    in this turn share one ``COMMIT``. Each write returns only after that commit, so an
+    acknowledged write is as durable as before; a transaction runs inside a savepoint, so its
+    failure undoes it alone. Why: a commit writes every page the transaction touched to the
+    WAL, and writes that arrive together touch the same pages (the newest leaf of each
+    index, the counter row, the events table), so sharing the commit writes each page once
+    (figures in docs/performance.md, "Group commit").
+
+    A read when no group is open runs at once and sees committed data only. A read while a
+    group is open runs inside it, so it may see a write that is not committed yet; it then
+    waits for that commit as a write does, so no reply ever shows data that a failed commit
+    took back: the reader gets the same error as the writers.
 
     The connection is shared by every request of the process, so a transaction holds
     ``_transaction_lock``: statements of other requests wait for it rather than slip into
-    the open transaction.
+    its savepoint.
     """
 
     dialect = "sqlite"
@@ -175,7 +195,16 @@ class SQLiteDatabase(Database):
         # A sampled ANALYZE (about a thousand rows per index) takes milliseconds even on
         # millions of rows, and lets the planner pick a filter's index over the list index.
         self._connection.execute("PRAGMA analysis_limit = 1000")
+        # Inside a transaction every statement keeps a statement journal (to undo just that
+        # statement); an appointment insert touches about 20 pages, past the 64 KiB at which
+        # SQLite spills the journal to a temporary file on disk. Kept in memory, an insert
+        # with its event took 228 µs instead of 414 (docs/performance.md, "Events").
+        self._connection.execute("PRAGMA temp_store = MEMORY")
         self._transaction_lock = asyncio.Lock()
+        #: The open commit group's outcome, None when no group is open.
+        self._group: asyncio.Future[None] | None = None
+        #: The group's turn came while a transaction was running: it commits when that ends.
+        self._commit_due = False
         self.run("ANALYZE", (), 0)
         self._analyzed_at = self._connection.total_changes
         self._path = path
@@ -186,19 +215,73 @@ class SQLiteDatabase(Database):
         try:
             cursor = self._connection.execute(sql, args)
             result: list[Row] = cursor.fetchall() if rows is None else cursor.fetchmany(rows)
-            # A RETURNING statement completes (and so commits) only once fully read.
+            # A RETURNING statement completes only once fully read.
             cursor.fetchall()
             return result
         except sqlite3.Error as exc:
+            if self._group is not None and not self._connection.in_transaction:
+                # The error took the whole group back (an I/O error, a full disk): its
+                # writers must hear so, and later writes must not run without a group.
+                self._fail_group(_sqlite_error(exc))
             raise _sqlite_error(exc) from exc
+
+    def _join_group(self) -> asyncio.Future[None]:
+        """The open commit group, opened now (and its commit scheduled) if there is none."""
+        group = self._group
+        if group is None:
+            # IMMEDIATE takes the write lock now (waiting up to busy_timeout for another
+            # process), so no write of the group can fail later on a lock upgrade.
+            self.run("BEGIN IMMEDIATE", (), 0)
+            loop = asyncio.get_running_loop()
+            group = self._group = loop.create_future()
+            # Retrieved here, so a group whose writers all went away is not logged as lost.
+            group.add_done_callback(_retrieve)
+            loop.call_soon(self._commit_group)
+        return group
+
+    def _commit_group(self) -> None:
+        group = self._group
+        if group is None:
+            return
+        if self._transaction_lock.locked():
+            # A transaction is between statements (awaiting something else): it commits the
+            # group when it ends, rather than have its half committed now.
+            self._commit_due = True
+            return
+        self._commit_due = False
+        self._group = None
+        try:
+            self.run("COMMIT", (), 0)
+        except Exception as exc:  # every writer of the group gets the error
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            if not group.done():
+                group.set_exception(exc)
+        else:
+            group.set_result(None)
+
+    def _fail_group(self, exc: Exception) -> None:
+        group, self._group = self._group, None
+        if group is not None and not group.done():
+            group.set_exception(exc)
 
     async def _run_outside_transactions(
         self, sql: str, args: Sequence[Any], rows: int | None
     ) -> list[Row]:
         if self._transaction_lock.locked():
             async with self._transaction_lock:
-                return self.run(sql, args, rows)
-        return self.run(sql, args, rows)
+                return await self._run_in_group(sql, args, rows)
+        return await self._run_in_group(sql, args, rows)
+
+    async def _run_in_group(self, sql: str, args: Sequence[Any], rows: int | None) -> list[Row]:
+        if self._group is None and _is_read(sql):
+            return self.run(sql, args, rows)
+        group = self._join_group()
+        # A failing statement undoes itself alone (SQLite's ABORT), not the group.
+        result = self.run(sql, args, rows)
+        # Shielded: a cancelled request must not cancel the commit the others wait for.
+        await asyncio.shield(group)
+        return result
 
     async def fetch_one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         result = await self._run_outside_transactions(sql, args, 1)
@@ -219,21 +302,22 @@ class SQLiteDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._transaction_lock:
-            # IMMEDIATE takes the write lock now (waiting up to busy_timeout for another
-            # process), so the transaction cannot fail later on a lock upgrade.
-            self.run("BEGIN IMMEDIATE", (), 0)
-            try:
-                yield _SQLiteTransaction(self)
-            except BaseException:
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
-                raise
-            try:
-                self.run("COMMIT", (), 0)
-            finally:
-                if self._connection.in_transaction:  # the COMMIT failed: leave nothing open
-                    self._connection.execute("ROLLBACK")
+        try:
+            async with self._transaction_lock:
+                group = self._join_group()
+                self.run("SAVEPOINT body", (), 0)
+                try:
+                    yield _SQLiteTransaction(self)
+                except BaseException:
+                    if self._connection.in_transaction:
+                        self._connection.execute("ROLLBACK TO body")
+                        self._connection.execute("RELEASE body")
+                    raise
+                self.run("RELEASE body", (), 0)
+        finally:
+            if self._commit_due:
+                self._commit_group()
+        await asyncio.shield(group)
 
     def watch_keys(self) -> None:
         if self._key_watch is None and self._path != ":memory:":
@@ -250,7 +334,13 @@ class SQLiteDatabase(Database):
         if self._key_watch is not None:
             self._key_watch.stop()
             self._key_watch = None
+        self._commit_group()
         self._connection.close()
+
+
+def _retrieve(group: asyncio.Future[None]) -> None:
+    if not group.cancelled():
+        group.exception()
 
 
 class _SQLiteTransaction(Transaction):
