@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -284,6 +286,24 @@ def test_both_clients_cover_every_operation_of_the_openapi_document(
             assert asyncio.iscoroutinefunction(getattr(asynchronous, method_name))
             operations += 1
     assert operations == 5 * len(RESOURCES) + 3 + 7
+
+
+def test_the_readme_client_example_runs(
+    base_url: str, key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README.md's five-line example, as pasted, against the real server."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## The Python client", 1)[1].split("\n## ", 1)[0]
+    found = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert found is not None
+    code = found.group(1)
+    assert len(code.strip().splitlines()) == 5
+    monkeypatch.setenv("OVERPLANE_API_KEY", key)
+    monkeypatch.setenv("OVERPLANE_BASE_URL", base_url)
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 (the page's own example)
+    printed = capsys.readouterr().out.split()
+    assert printed[0].startswith("appointment_")
+    assert printed[1:] == ["Ada", "None"]
 
 
 def test_every_declared_resource_has_a_namespace(client: Client) -> None:
