@@ -327,6 +327,59 @@ class Settings:
         "their connections.",
     )
 
+    http_header_timeout_seconds: float = setting(
+        10.0,
+        env="OVERPLANE_HTTP_HEADER_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A request's line and headers must arrive within this many seconds of the "
+        "connection opening (or of the request's first byte, on a kept-alive connection); "
+        "then `408 request_timeout` and the connection is closed (a connection that sent "
+        "nothing is closed without an answer). This is what closes slowloris connections. "
+        "Kept to within 0.5 s.",
+    )
+    http_body_timeout_seconds: float = setting(
+        30.0,
+        env="OVERPLANE_HTTP_BODY_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A request's whole body must arrive within this many seconds of its headers "
+        "(the 1 MiB cap at 35 KB/s); then `408 request_timeout` and the connection is closed.",
+    )
+    http_send_timeout_seconds: float = setting(
+        30.0,
+        env="OVERPLANE_HTTP_SEND_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A client that stops reading its response for this many seconds (the server's "
+        "send buffer stays full) is disconnected, so its request does not wait forever.",
+    )
+    http_keep_alive_seconds: int = setting(
+        5,
+        env="OVERPLANE_HTTP_KEEP_ALIVE_SECONDS",
+        parse=_parse_positive_int,
+        help="An idle connection between requests is closed after this many seconds. Behind "
+        "a load balancer, keep it longer than the balancer's own idle timeout.",
+    )
+    http_max_header_bytes: int = setting(
+        16384,
+        env="OVERPLANE_HTTP_MAX_HEADER_BYTES",
+        parse=_parse_positive_int,
+        help="The most bytes of request line (the URL with its query) and headers one request "
+        "may send; more is `431 headers_too_large` and the connection is closed.",
+    )
+    http_max_headers: int = setting(
+        100,
+        env="OVERPLANE_HTTP_MAX_HEADERS",
+        parse=_parse_positive_int,
+        help="The most header fields one request may send; more is `431 headers_too_large`.",
+    )
+    http_max_connections: int = setting(
+        10000,
+        env="OVERPLANE_HTTP_MAX_CONNECTIONS",
+        parse=_parse_positive_int,
+        help="The most connections one server process holds open; another one is answered "
+        "`503 unavailable` and closed. `overplane serve` raises its own open-file limit "
+        "(`RLIMIT_NOFILE`) to fit, up to the hard limit, and says so when it cannot.",
+    )
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``environ`` (default: the process environment).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import resource
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -125,10 +126,39 @@ class HTTPServer(enum.StrEnum):
     granian = "granian"
 
 
-def serve_with_granian(host: str, port: int, workers: int, shutdown_seconds: int) -> None:
-    """Serve the application on granian (Rust HTTP server, ASGI interface, uvloop)."""
+def raise_file_limit(connections: int) -> None:
+    """Raise this process's open-file limit (inherited by its workers) to fit ``connections``
+    client connections plus the database's and the log's, up to the hard limit.
+
+    Many systems start processes with a soft limit of 1,024 files, which would cap a server
+    far below ``OVERPLANE_HTTP_MAX_CONNECTIONS``: past it, accepting fails and uvicorn logs
+    "Too many open files" for every new connection.
+    """
+    wanted = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < wanted:
+            logging.getLogger("overplane.http").warning(
+                "the open-file limit (hard %d) is below OVERPLANE_HTTP_MAX_CONNECTIONS + 256 "
+                "(%d): connections beyond it will fail to be accepted",
+                hard,
+                wanted,
+            )
+
+
+def serve_with_granian(host: str, port: int, workers: int, settings: Settings) -> None:
+    """Serve the application on granian (Rust HTTP server, ASGI interface, uvloop).
+
+    granian (hyper) bounds the time to read headers and the buffer that holds them itself;
+    the body and send timeouts, the header count and the connection limit are uvicorn's only
+    (docs/deployment.md, "Slow and hostile clients").
+    """
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     Granian(
         "overplane.http.app:create_app",
@@ -139,7 +169,11 @@ def serve_with_granian(host: str, port: int, workers: int, shutdown_seconds: int
         workers=workers,
         loop=Loops.uvloop,
         log_access=False,
-        workers_kill_timeout=shutdown_seconds,
+        workers_kill_timeout=settings.shutdown_timeout_seconds,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.http_header_timeout_seconds * 1000),
+            max_buffer_size=max(settings.http_max_header_bytes, 8192),
+        ),
     ).serve()
 
 
@@ -187,8 +221,9 @@ def serve(
     if new_secret:
         print("Created the default account and a test key. It is shown only this once:")
         print(new_secret, flush=True)
+    raise_file_limit(settings.http_max_connections)
     if http_server is HTTPServer.granian:
-        serve_with_granian(host, port, workers, settings.shutdown_timeout_seconds)
+        serve_with_granian(host, port, workers, settings)
         return
     import uvicorn
 
@@ -200,7 +235,9 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, bounded against slow and hostile clients, with JSON errors
+        http="overplane.http.protocol:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         access_log=False,
         lifespan="on",
         log_level="info",
