@@ -31,15 +31,29 @@ ALLOWED: dict[str, set[str]] = {
     "clock": set(),
     "rfc3339": set(),
     "settings": set(),
+    # Operations: the one log format, and the metrics; anyone above storage may use them.
+    "logs": {"clock", "rfc3339"},
+    "metrics": set(),
     "storage": {"declarations", *BASE},
     "auth": {"storage", *BASE},
     # Objects and events as the API shows them: for the API, webhook bodies and the pages.
     "rendering": {"declarations", "storage", *BASE},
     "web": {"declarations", "storage", "auth", "rendering", *BASE},
     # http/ validates webhook URLs with webhooks/addresses.py when endpoints are written.
-    "http": {"declarations", "storage", "auth", "rendering", "webhooks", *BASE},
-    "webhooks": {"declarations", "storage", "rendering", *BASE},
-    "cli": {"declarations", "storage", "auth", "rendering", "http", "web", "webhooks", *BASE},
+    "http": {"declarations", "storage", "auth", "rendering", "webhooks", "logs", "metrics", *BASE},
+    "webhooks": {"declarations", "storage", "rendering", "metrics", *BASE},
+    "cli": {
+        "declarations",
+        "storage",
+        "auth",
+        "rendering",
+        "http",
+        "web",
+        "webhooks",
+        "logs",
+        "metrics",
+        *BASE,
+    },
     # A client of the API over HTTP: the declarations it is derived from, and the signing
     # helper (webhooks/signature.py only, checked below).
     "client": {"declarations", "webhooks"},

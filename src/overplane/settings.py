@@ -63,6 +63,13 @@ def _parse_non_negative_float(raw: str) -> float:
     return value
 
 
+def _parse_log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"auto", "json", "text"}:
+        raise ValueError("expected auto, json or text")
+    return value
+
+
 def _parse_optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -132,6 +139,15 @@ class Settings:
         help='Write one JSON line per request to standard error (`true`/`false`): `{"time", '
         '"method", "path", "status", "duration_ms", "request_id", "account_id"}`, never a '
         "key, a body or the query string.",
+    )
+    log_format: str = setting(
+        "auto",
+        env="OVERPLANE_LOG_FORMAT",
+        parse=_parse_log_format,
+        help="`json`: every line the server writes on standard error (start and stop, "
+        "warnings, errors with their traceback in an `exception` field, the access log) is "
+        'one JSON object, `{"time", "level", "logger", "pid", "message", …}`. `text`: '
+        "readable lines. `auto`: `text` when standard error is a terminal, else `json`.",
     )
     access_log_flush_seconds: float = setting(
         0.2,

@@ -18,13 +18,13 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from overplane import __version__
+from overplane import __version__, logs
 from overplane.auth import keys
 from overplane.cli.listen import listen
 from overplane.cli.migrations import migrations_app
@@ -33,6 +33,9 @@ from overplane.settings import Settings, SettingsError, redacted
 from overplane.storage import migrate as migrations
 from overplane.storage.database import Database, DatabaseUnavailable, open_database
 from overplane.webhooks.worker import DeliveryWorker
+
+if TYPE_CHECKING:
+    from overplane.http.app import OverplaneApp
 
 T = TypeVar("T")
 
@@ -47,10 +50,29 @@ app.command()(listen)
 err = Console(stderr=True)
 
 
+#: Set by ``serve`` in JSON log mode: failures are then log lines too, not coloured text.
+_failures_as_log_lines = False
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``message`` on standard error and return the exit to raise."""
-    err.print(f"[red]error:[/red] {message}")
+    if _failures_as_log_lines:
+        logging.getLogger("overplane").error(message)
+    else:
+        err.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=1)
+
+
+def served_app() -> OverplaneApp:
+    """The application as ``overplane serve`` runs it, in each server process: this
+    process's log lines in the one format first (``overplane/logs.py``), then the app."""
+    # Imported here: the app (and prometheus_client with it) only after ``serve`` has set
+    # the metrics directory up (overplane/metrics.py).
+    from overplane.http.app import OverplaneApp
+
+    settings = Settings.from_environ()
+    logs.configure(settings.log_format)
+    return OverplaneApp(settings)
 
 
 def load_settings() -> Settings:
@@ -161,7 +183,7 @@ def serve_with_granian(host: str, port: int, workers: int, settings: Settings) -
     from granian.http import HTTP1Settings
 
     Granian(
-        "overplane.http.app:create_app",
+        "overplane.cli.main:served_app",
         factory=True,
         address=host,
         port=port,
@@ -169,6 +191,14 @@ def serve_with_granian(host: str, port: int, workers: int, settings: Settings) -
         workers=workers,
         loop=Loops.uvloop,
         log_access=False,
+        # granian's lines go to the root logger, in the one format (overplane/logs.py)
+        log_dictconfig={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {},
+            "handlers": {},
+            "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}},
+        },
         workers_kill_timeout=settings.shutdown_timeout_seconds,
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.http_header_timeout_seconds * 1000),
@@ -213,8 +243,10 @@ def serve(
     ] = HTTPServer.uvicorn,
 ) -> None:
     """Run the API server."""
+    global _failures_as_log_lines
 
     settings = load_settings()
+    _failures_as_log_lines = logs.configure(settings.log_format) == "json"
     new_secret = with_database(
         settings, lambda db: keys.ensure_bootstrap(db, settings.bootstrap_key), migrate=migrate
     )
@@ -229,7 +261,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, exit_cleanly)  # a drained shutdown exits 0, not 143
     uvicorn.run(
-        "overplane.http.app:create_app",
+        "overplane.cli.main:served_app",
         factory=True,
         host=host,
         port=port,
@@ -241,6 +273,7 @@ def serve(
         access_log=False,
         lifespan="on",
         log_level="info",
+        log_config=None,  # uvicorn's lines go to the root logger, in the one format
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 

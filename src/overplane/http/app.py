@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
+from overplane import logs
 from overplane.auth.keys import Principal, PrincipalCache
 from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
@@ -91,7 +92,9 @@ class OverplaneApp:
             ],
         )
         self.log_access = access_log.configure(
-            settings.access_log, settings.access_log_flush_seconds
+            settings.access_log,
+            settings.access_log_flush_seconds,
+            logs.resolve(settings.log_format),
         )
 
     @property
