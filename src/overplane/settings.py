@@ -70,6 +70,16 @@ def _parse_log_format(raw: str) -> str:
     return value
 
 
+def _parse_listen_address(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, e.g. 127.0.0.1:9464")
+    return value
+
+
 def _parse_optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -148,6 +158,15 @@ class Settings:
         "warnings, errors with their traceback in an `exception` field, the access log) is "
         'one JSON object, `{"time", "level", "logger", "pid", "message", …}`. `text`: '
         "readable lines. `auto`: `text` when standard error is a terminal, else `json`.",
+    )
+    metrics_listen: str | None = setting(
+        None,
+        env="OVERPLANE_METRICS_LISTEN",
+        parse=_parse_listen_address,
+        help="Serve Prometheus metrics (`GET /metrics`) on this `host:port`, e.g. "
+        "`127.0.0.1:9464`, apart from the API's port; unset: no metrics, and nothing "
+        "counted. With `--workers N` the figures are the sum over the workers (see "
+        '[deployment.md](deployment.md), "Metrics").',
     )
     access_log_flush_seconds: float = setting(
         0.2,

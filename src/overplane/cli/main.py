@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from overplane import __version__, logs
+from overplane import __version__, logs, metrics
 from overplane.auth import keys
 from overplane.cli.listen import listen
 from overplane.cli.migrations import migrations_app
@@ -247,6 +247,13 @@ def serve(
 
     settings = load_settings()
     _failures_as_log_lines = logs.configure(settings.log_format) == "json"
+    if settings.metrics_listen:
+        # Before anything imports prometheus_client (it reads the directory at import).
+        metrics.prepare()
+        try:
+            metrics.start_listener(*metrics.parse_listen(settings.metrics_listen))
+        except OSError as exc:
+            raise fail(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from None
     new_secret = with_database(
         settings, lambda db: keys.ensure_bootstrap(db, settings.bootstrap_key), migrate=migrate
     )

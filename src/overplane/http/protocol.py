@@ -39,6 +39,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from overplane import metrics
 from overplane.http.errors import (
     APIError,
     HeadersTooLarge,
@@ -97,6 +98,9 @@ class _Watchdog:
 
     def tick(self) -> None:
         self.handle = None
+        recorder = metrics.recorder()
+        if recorder is not None:
+            recorder.set_connections(len(self.connections))
         now = self.loop.time()
         for connection in list(self.connections):
             if isinstance(connection, GuardedHttpToolsProtocol):
