@@ -83,7 +83,7 @@ def start_listener(host: str, port: int) -> None:
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     start_http_server(port, addr=host, registry=registry)
-    logger.info("metrics on http://%s:%d/metrics", host, port)
+    logger.info("metrics on http://%s:%d/metrics from %s", host, port, os.environ.get(ENV))
 
 
 def enabled() -> bool:
