@@ -111,7 +111,6 @@ MALFORMED = {
     "content-length-smaller-than-body": b"POST /api/crm/appointment HTTP/1.1\r\nHost: x\r\n"
     b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}xxxx",
     "request-line": b"GARBAGE\r\n\r\n",
-    "no-version": b"GET /\r\n\r\n",
     "bad-version": b"GET / HTTP/9.7\r\nHost: x\r\n\r\n",
     "header-without-colon": b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
     "space-before-colon": b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
