@@ -325,13 +325,9 @@ async def deliver_until_signalled(db: Database, settings: Settings) -> None:
 def worker() -> None:
     """Deliver webhooks, without serving the API, until SIGTERM or Ctrl-C."""
     settings = load_settings()
-    # The worker reports through logging (an unavailable database, a failed delivery);
-    # without a handler Python would print only warnings, with no time. Other libraries
-    # (Alembic while migrating) stay at warnings.
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("overplane").setLevel(logging.INFO)
+    # The worker reports through logging (an unavailable database, a failed delivery), in
+    # the servers' one format; other libraries (Alembic while migrating) stay at warnings.
+    logs.configure(settings.log_format)
     # Until the worker runs (and handles signals itself), a SIGTERM during the migration
     # still means "stop", which is no failure.
     signal.signal(signal.SIGTERM, exit_cleanly)

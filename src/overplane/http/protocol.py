@@ -98,13 +98,13 @@ class _Watchdog:
 
     def tick(self) -> None:
         self.handle = None
-        recorder = metrics.recorder()
-        if recorder is not None:
-            recorder.set_connections(len(self.connections))
         now = self.loop.time()
         for connection in list(self.connections):
             if isinstance(connection, GuardedHttpToolsProtocol):
                 connection.check_deadline(now)
+        recorder = metrics.recorder()
+        if recorder is not None:
+            recorder.set_connections(len(self.connections))
         if self.connections:
             self.ensure_running()
 
