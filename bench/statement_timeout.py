@@ -68,8 +68,13 @@ async def instructions(db: SQLiteDatabase, work: object) -> int:
 
 
 async def main() -> int:
-    """Measure, print a Markdown table, return 0."""
-    directory = Path(tempfile.mkdtemp(prefix="overplane-bench-timeout-"))
+    """Measure in a temporary directory, print a Markdown table, return 0."""
+    with tempfile.TemporaryDirectory(prefix="overplane-bench-timeout-") as directory:
+        return await measure(Path(directory))
+
+
+async def measure(directory: Path) -> int:
+    """Measure with the database in ``directory``; print the results."""
     url = f"sqlite:///{directory / 'bench.sqlite3'}"
     migrate.upgrade(url)
     db = await open_database(Settings(database_url=url))
@@ -140,9 +145,6 @@ async def main() -> int:
         f"{SQLiteDatabase.progress_instructions:,}): "
         + ", ".join(f"{value:.2f}" for value in overshoots)
     )
-    for path in directory.iterdir():
-        path.unlink()
-    directory.rmdir()
     return 0
 
 

@@ -669,14 +669,17 @@ def test_database_outage_under_load_gives_503s_never_500(
     restarting the server, and every create answered 201 is in the database afterwards."""
     if not cluster.running:
         cluster.start()
-    server, key = start_server.with_new_key(cluster.url, OVERPLANE_DB_TIMEOUT_SECONDS=OUTAGE_TIMEOUT)
+    server, key = start_server.with_new_key(cluster.url, OVERPLANE_DATABASE_TIMEOUT=OUTAGE_TIMEOUT)
     stop = threading.Event()
     logs = [OutageWriter() for _ in range(OUTAGE_WRITERS)]
     clients = [server.client(key, timeout=30) for _ in logs]
     restarts: list[float] = []
     try:
         with ThreadPoolExecutor(max_workers=OUTAGE_WRITERS) as pool:
-            writers = [pool.submit(create_until, stop, c, log) for c, log in zip(clients, logs)]
+            writers = [
+                pool.submit(create_until, stop, c, log)
+                for c, log in zip(clients, logs, strict=True)
+            ]
             try:
                 time.sleep(2.0)
                 for _ in range(OUTAGE_CYCLES):

@@ -138,8 +138,6 @@ def is_postgres(url: str) -> bool:
 _SQLITE_TRANSIENT = frozenset({5, 6, 9, 10, 13, 14, 15})
 
 
-
-
 def _sqlite_error(exc: sqlite3.Error) -> Exception:
     """DatabaseUnavailable for a transient SQLite failure; the error itself otherwise."""
     code = getattr(exc, "sqlite_errorcode", None)
