@@ -25,7 +25,8 @@ def backup(
         Path, typer.Argument(metavar="PATH", help="Where to write the copy (must not exist).")
     ],
     verify: Annotated[
-        bool, typer.Option(help="Check the copy (SQLite's integrity_check) and keep it only if sound.")
+        bool,
+        typer.Option(help="Check the copy (SQLite's integrity_check) and keep it only if sound."),
     ] = True,
 ) -> None:
     """Copy the SQLite database to PATH, consistently, while servers keep serving.
