@@ -201,6 +201,7 @@ def test_a_request_behind_a_lock_gets_a_prompt_503(database_url: str) -> None:
                 elapsed, response = timed_status(api.request, method, path, **kwargs)
                 assert_error(response, 503, "unavailable")  # type: ignore[arg-type]
                 assert response.headers["retry-after"].isdigit()  # type: ignore[attr-defined]
+                print(f"\n{method} behind a lock: 503 after {elapsed:.2f} s (timeout {TIMEOUT} s)")
                 # It really waited for the lock, and no longer than the timeout allows.
                 assert TIMEOUT * 0.9 <= elapsed < ANSWER_WITHIN, (method, elapsed)
             if not is_postgres(database_url):  # WAL: readers never wait for the writer
