@@ -12,7 +12,7 @@ from typing import Any
 from overplane import __version__
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.errors import ERROR_CODES
-from overplane.http.list_query import (
+from overplane.validation.list_query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     RANGE_OPERATORS,
