@@ -26,6 +26,7 @@ from overplane.auth.keys import Principal, PrincipalCache
 from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
 from overplane.http import access_log, openapi
+from overplane.http.calendar_feeds import CalendarFeedEndpoint
 from overplane.http.errors import (
     APIError,
     AuthenticationFailed,
@@ -46,6 +47,7 @@ from overplane.storage.database import Database, DatabaseUnavailable, open_datab
 from overplane.storage.events import sweep as sweep_events
 from overplane.storage.ids import new_request_id
 from overplane.storage.objects import sweep_tombstones
+from overplane.storage.sessions import sweep as sweep_sessions
 from overplane.storage.webhooks import sweep as sweep_webhooks
 from overplane.web import pages
 from overplane.webhooks.worker import DeliveryWorker
@@ -88,6 +90,7 @@ class OverplaneApp:
                 *(ResourceEndpoint(resource, events=settings.events) for resource in RESOURCES),
                 EventEndpoint(RESOURCES),
                 WebhookEndpointEndpoint(RESOURCES, allow_private=settings.webhook_allow_private),
+                CalendarFeedEndpoint(),
             ],
         )
         self.log_access = access_log.configure(
@@ -130,8 +133,8 @@ class OverplaneApp:
             self.db = None
 
     async def sweep(self) -> None:
-        """Forget expired idempotency keys, cursor tombstones, events and finished deliveries
-        (any process may do it)."""
+        """Forget expired idempotency keys, cursor tombstones, events, finished deliveries and
+        dashboard sessions (any process may do it)."""
         db = self.database()
         now = now_ms()
         await idempotency_records.sweep(db, now - self.idempotency_ttl_ms)
@@ -139,6 +142,7 @@ class OverplaneApp:
         retention = now - self.settings.event_retention_days * 86_400_000
         await sweep_events(db, retention)
         await sweep_webhooks(db, retention)
+        await sweep_sessions(db, now)
 
     async def sweep_forever(self) -> None:
         """Refresh the planner's statistics every ``statistics_interval_seconds`` and sweep
