@@ -50,6 +50,8 @@ from overplane.storage.objects import sweep_tombstones
 from overplane.storage.sessions import sweep as sweep_sessions
 from overplane.storage.webhooks import sweep as sweep_webhooks
 from overplane.web import pages
+from overplane.web.calendar import feed_routes
+from overplane.web.dashboard import Dashboard
 from overplane.webhooks.worker import DeliveryWorker
 
 logger = logging.getLogger("overplane.errors")
@@ -81,6 +83,13 @@ class OverplaneApp:
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
             *pages.routes(),  # /, /docs and /static/…
+            *Dashboard(
+                RESOURCES,
+                self.database,
+                session_ms=settings.dashboard_session_hours * 3_600_000,
+                events=settings.events,
+            ).routes(),  # /dashboard/…
+            *feed_routes(self.database),  # /calendar/{token}.ics
         ]
         self.router = Router(routes=routes, redirect_slashes=False)
         services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
@@ -210,7 +219,8 @@ class OverplaneApp:
                         message["headers"] = [*message.get("headers", ()), request_id_header]
                     await send(message)
 
-                scope = {**scope, "path": path, "app": self}
+                # The request id reaches the pages too: dashboard writes record it in events.
+                scope = {**scope, "path": path, "app": self, "overplane.request_id": request_id}
                 await self.router(scope, receive, send_with_request_id)
         except Exception as exc:
             if response_started:  # too late for an error body; the server closes the stream
