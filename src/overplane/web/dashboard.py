@@ -61,7 +61,10 @@ POLICY = (
 PAGE_HEADERS = {
     "Content-Security-Policy": POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the
+    # forms' POSTs, which the Origin check must refuse; same-origin still tells other sites
+    # nothing (the URLs hold object ids and filters).
+    "Referrer-Policy": "same-origin",
     # Pages show account data: never kept by the browser's cache or a proxy.
     "Cache-Control": "no-store",
 }
@@ -275,8 +278,8 @@ class Dashboard:
 
     @staticmethod
     def query_pairs(request: Request) -> list[tuple[str, str]]:
-        """The list's query string, empty filter boxes left out."""
-        return [(k, v) for k, v in request.query_params.multi_items() if v != ""]
+        """The list's query string, empty filter boxes and the notice (``done``) left out."""
+        return [(k, v) for k, v in request.query_params.multi_items() if v != "" and k != "done"]
 
     @staticmethod
     def paging(
