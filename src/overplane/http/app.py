@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 
@@ -183,6 +184,11 @@ class OverplaneApp:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                # The ~100,000 objects of the start-up (modules, the declarations, compiled
+                # SQL) live as long as the process: moved out of the collector's sight, a
+                # full collection no longer walks them. Full collections are rare under
+                # load (one in 20 s of creates), but each stalled every request for 6-13 ms.
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.close()
