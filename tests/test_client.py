@@ -285,7 +285,7 @@ def test_both_clients_cover_every_operation_of_the_openapi_document(
             assert callable(getattr(sync, method_name))
             assert asyncio.iscoroutinefunction(getattr(asynchronous, method_name))
             operations += 1
-    assert operations == 5 * len(RESOURCES) + 3 + 7
+    assert operations == 5 * len(RESOURCES) + 3 + 7 + 4
 
 
 def test_the_readme_client_example_runs(
