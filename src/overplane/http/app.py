@@ -27,6 +27,7 @@ from overplane.auth.keys import Principal, PrincipalCache
 from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
 from overplane.http import access_log, openapi
+from overplane.http.calendar_feeds import CalendarFeedEndpoint
 from overplane.http.errors import (
     APIError,
     AuthenticationFailed,
@@ -47,8 +48,11 @@ from overplane.storage.database import Database, DatabaseUnavailable, open_datab
 from overplane.storage.events import sweep as sweep_events
 from overplane.storage.ids import new_request_id
 from overplane.storage.objects import sweep_tombstones
+from overplane.storage.sessions import sweep as sweep_sessions
 from overplane.storage.webhooks import sweep as sweep_webhooks
 from overplane.web import pages
+from overplane.web.calendar import feed_routes
+from overplane.web.dashboard import Dashboard
 from overplane.webhooks.worker import DeliveryWorker
 
 logger = logging.getLogger("overplane.errors")
@@ -80,6 +84,13 @@ class OverplaneApp:
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
             *pages.routes(),  # /, /docs and /static/…
+            *Dashboard(
+                RESOURCES,
+                self.database,
+                session_ms=settings.dashboard_session_hours * 3_600_000,
+                events=settings.events,
+            ).routes(),  # /dashboard/…
+            *feed_routes(self.database),  # /calendar/{token}.ics
         ]
         self.router = Router(routes=routes, redirect_slashes=False)
         services = Services(db=self.database, idempotency_ttl_ms=lambda: self.idempotency_ttl_ms)
@@ -89,6 +100,7 @@ class OverplaneApp:
                 *(ResourceEndpoint(resource, events=settings.events) for resource in RESOURCES),
                 EventEndpoint(RESOURCES),
                 WebhookEndpointEndpoint(RESOURCES, allow_private=settings.webhook_allow_private),
+                CalendarFeedEndpoint(),
             ],
         )
         self.log_access = access_log.configure(
@@ -131,8 +143,8 @@ class OverplaneApp:
             self.db = None
 
     async def sweep(self) -> None:
-        """Forget expired idempotency keys, cursor tombstones, events and finished deliveries
-        (any process may do it)."""
+        """Forget expired idempotency keys, cursor tombstones, events, finished deliveries and
+        dashboard sessions (any process may do it)."""
         db = self.database()
         now = now_ms()
         await idempotency_records.sweep(db, now - self.idempotency_ttl_ms)
@@ -140,6 +152,7 @@ class OverplaneApp:
         retention = now - self.settings.event_retention_days * 86_400_000
         await sweep_events(db, retention)
         await sweep_webhooks(db, retention)
+        await sweep_sessions(db, now)
 
     async def sweep_forever(self) -> None:
         """Refresh the planner's statistics every ``statistics_interval_seconds`` and sweep
@@ -212,7 +225,8 @@ class OverplaneApp:
                         message["headers"] = [*message.get("headers", ()), request_id_header]
                     await send(message)
 
-                scope = {**scope, "path": path, "app": self}
+                # The request id reaches the pages too: dashboard writes record it in events.
+                scope = {**scope, "path": path, "app": self, "overplane.request_id": request_id}
                 await self.router(scope, receive, send_with_request_id)
         except Exception as exc:
             if response_started:  # too late for an error body; the server closes the stream
