@@ -82,17 +82,27 @@ class TextFormatter(logging.Formatter):
 
 
 class LineHandler(logging.Handler):
-    """Writes each formatted record, newline included, with one ``write`` on ``fd``."""
+    """Writes each formatted record, newline included, with one ``write`` on standard error's
+    file descriptor (or, where standard error has none, as in a test's captured output, to
+    the stream)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.fd = fd
+        self.stream = sys.stderr
+        try:
+            self.fd: int | None = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            self.fd = None
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format and write ``record``; a closed standard error loses it silently."""
         try:
-            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
-            view = memoryview(data)
+            line = self.format(record) + "\n"
+            if self.fd is None:
+                self.stream.write(line)
+                self.stream.flush()
+                return
+            view = memoryview(line.encode("utf-8", "backslashreplace"))
             while view:
                 view = view[os.write(self.fd, view) :]
         except OSError:
@@ -126,12 +136,13 @@ def configure(log_format: str) -> str:
     """Send every log line of this process to standard error in ``log_format`` (``auto``,
     ``json`` or ``text``); the format used. Safe to call again (the handler is replaced)."""
     resolved = resolve(log_format)
-    handler = LineHandler(sys.stderr.fileno())
+    handler = LineHandler()
     handler.setFormatter(JsonFormatter() if resolved == "json" else TextFormatter())
     handler.set_name("overplane")
     root = logging.getLogger()
     for existing in list(root.handlers):
-        root.removeHandler(existing)
+        if existing.get_name() == "overplane":  # configured before: replaced, not doubled
+            root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     for name in INFO_LOGGERS:
