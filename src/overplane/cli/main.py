@@ -16,21 +16,30 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from overplane import __version__
 from overplane.auth import keys
+from overplane.cli.config import config
 from overplane.cli.listen import listen
 from overplane.cli.migrations import migrations_app
+from overplane.cli.output import JsonOption, err, fail, print_json, table_console
 from overplane.declarations import RESOURCES
-from overplane.settings import Settings, SettingsError, redacted
+from overplane.rfc3339 import format_ms
+from overplane.settings import DATABASE_FILE, Settings, SettingsError, redacted
 from overplane.storage import migrate as migrations
-from overplane.storage.database import Database, DatabaseUnavailable, open_database
+from overplane.storage.database import (
+    Database,
+    DatabaseUnavailable,
+    is_postgres,
+    open_database,
+    sqlite_path,
+)
 from overplane.webhooks.worker import DeliveryWorker
 
 T = TypeVar("T")
@@ -42,22 +51,44 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(migrations_app, name="migrations")
 app.command()(listen)
-
-err = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` on standard error and return the exit to raise."""
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=1)
+app.command()(config)
 
 
 def load_settings() -> Settings:
-    """The settings, or a clean exit naming the bad variable."""
+    """The settings, or a clean exit naming the bad variable.
+
+    When the database is the default one and the working directory holds an
+    ``overplane.sqlite3`` (the default of earlier versions), say so: the command will not
+    silently use, nor silently ignore, a database the user may mean.
+    """
     try:
-        return Settings.from_environ()
+        settings = Settings.from_environ()
     except SettingsError as exc:
         raise fail(str(exc)) from None
+    legacy = Path.cwd() / DATABASE_FILE
+    if settings.database_is_default and legacy.exists():
+        default = Path(sqlite_path(settings.database_url))
+        if legacy.resolve() != default.resolve():
+            err.print(
+                f"[yellow]note:[/yellow] ./{DATABASE_FILE} is not used: the default database "
+                f"is {default}. To keep using the file here, set "
+                f"OVERPLANE_DATABASE_URL=sqlite:///{legacy.resolve()} (or move it)."
+            )
+    return settings
+
+
+def describe_database(database_url: str) -> str:
+    """The database as a person should see it: the SQLite file's absolute path, or the
+    URL without its password."""
+    if is_postgres(database_url):
+        return redacted(database_url)
+    return f"{Path(sqlite_path(database_url)).resolve()} (SQLite)"
+
+
+def ensure_home(settings: Settings) -> None:
+    """Create ``OVERPLANE_HOME`` (mode 700: it holds the data) for the default database."""
+    if settings.database_is_default:
+        Path(settings.home).mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def prepare_schema(database_url: str, *, migrate: bool) -> None:
@@ -82,7 +113,9 @@ def with_database(
     settings: Settings, work: Callable[[Database], Awaitable[T]], *, migrate: bool = True
 ) -> T:
     """Migrate (or, with ``migrate=False``, check the schema), open the database, run
-    ``work`` on it and close it."""
+    ``work`` on it and close it. Says on standard error which database that is."""
+    ensure_home(settings)
+    err.print(f"Database: {describe_database(settings.database_url)}")
     prepare_schema(settings.database_url, migrate=migrate)
 
     async def run() -> T:
@@ -261,17 +294,61 @@ def worker() -> None:
     with_database(settings, lambda db: deliver_until_signalled(db, settings))
 
 
+def key_json(info: keys.KeyInfo) -> dict[str, Any]:
+    """A key as ``--json`` prints it: never the secret."""
+    return {
+        "id": info.id,
+        "account": info.account_name,
+        "mode": info.mode,
+        "hint": info.hint,
+        "created_at": format_ms(info.created_at),
+        "revoked_at": None if info.revoked_at is None else format_ms(info.revoked_at),
+    }
+
+
 @accounts_app.command("create")
-def accounts_create(name: Annotated[str, typer.Argument(help="A unique account name.")]) -> None:
-    """Create an account."""
+def accounts_create(
+    name: Annotated[str, typer.Argument(help="A unique account name.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Create an account; prints its id."""
     account_id = with_database(load_settings(), lambda db: keys.create_account(db, name))
-    print(account_id)
+    if json_output:
+        print_json({"id": account_id, "name": name.strip()})
+    else:
+        print(account_id)
+
+
+@accounts_app.command("list")
+def accounts_list(json_output: JsonOption = False) -> None:
+    """List accounts: id, name, created time and working keys per mode."""
+    rows = with_database(load_settings(), keys.list_accounts)
+    if json_output:
+        print_json(
+            [
+                {
+                    "id": row.id,
+                    "name": row.name,
+                    "created_at": format_ms(row.created_at),
+                    "active_keys": {"test": row.test_keys, "live": row.live_keys},
+                }
+                for row in rows
+            ]
+        )
+        return
+    table = Table("id", "name", "created", "test keys", "live keys")
+    for row in rows:
+        table.add_row(
+            row.id, row.name, timestamp(row.created_at), str(row.test_keys), str(row.live_keys)
+        )
+    table_console().print(table)
 
 
 @keys_app.command("create")
 def keys_create(
     account: Annotated[str, typer.Option(help="The account's name.")],
     mode: Annotated[str, typer.Option(help="test or live.")] = "test",
+    json_output: JsonOption = False,
 ) -> None:
     """Create a secret key; it is printed as the last line, and only this once."""
     if mode not in keys.MODES:
@@ -279,15 +356,22 @@ def keys_create(
     info, secret = with_database(load_settings(), lambda db: keys.create_key(db, account, mode))
     err.print(f"Created key {info.id} ({info.mode}) for account {info.account_name}.")
     err.print("Store the secret now: it is never shown again.")
-    print(secret)
+    if json_output:
+        print_json(key_json(info) | {"secret": secret})
+    else:
+        print(secret)
 
 
 @keys_app.command("list")
 def keys_list(
     account: Annotated[str | None, typer.Option(help="Only this account's keys.")] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """List keys: id, account, mode, masked hint, created and revoked times; never a secret."""
     infos = with_database(load_settings(), lambda db: keys.list_keys(db, account))
+    if json_output:
+        print_json([key_json(info) for info in infos])
+        return
     table = Table("id", "account", "mode", "key", "created", "revoked")
     for info in infos:
         table.add_row(
@@ -298,14 +382,19 @@ def keys_list(
             timestamp(info.created_at),
             timestamp(info.revoked_at),
         )
-    Console(width=160).print(table)
+    table_console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
+    json_output: JsonOption = False,
+) -> None:
     """Revoke a key: it stops working at once."""
     with_database(load_settings(), lambda db: keys.revoke_key(db, key_id))
     err.print(f"Revoked {key_id}.")
+    if json_output:
+        print_json({"id": key_id, "revoked": True})
 
 
 def main() -> None:
