@@ -26,9 +26,11 @@ from rich.table import Table
 from overplane import __version__
 from overplane.auth import keys
 from overplane.cli.config import config
+from overplane.cli.data import command_name, resource_app
 from overplane.cli.listen import listen
 from overplane.cli.migrations import migrations_app
 from overplane.cli.output import JsonOption, err, fail, print_json, table_console
+from overplane.cli.transfer import export_app, import_app
 from overplane.declarations import RESOURCES
 from overplane.rfc3339 import format_ms
 from overplane.settings import DATABASE_FILE, Settings, SettingsError, redacted
@@ -52,6 +54,11 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(migrations_app, name="migrations")
 app.command()(listen)
 app.command()(config)
+# The data commands: a group per declared resource, and export/import, through the client.
+for _resource in RESOURCES:
+    app.add_typer(resource_app(_resource), name=command_name(_resource))
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
 
 
 def load_settings() -> Settings:
