@@ -7,12 +7,15 @@
   neither storage nor anything else of the server but the signing helper.
 - What receivers import (``overplane.webhooks`` and its ``signature``) needs only the
   standard library, so it works without the server's dependencies installed.
+- The client (``client/``) imports only declarations, the signing helper and httpx: never
+  storage, the HTTP app or a database driver, in its source and in a fresh interpreter.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +40,9 @@ ALLOWED: dict[str, set[str]] = {
     "http": {"declarations", "storage", "auth", "rendering", "webhooks", *BASE},
     "webhooks": {"declarations", "storage", "rendering", *BASE},
     "cli": {"declarations", "storage", "auth", "rendering", "http", "web", "webhooks", *BASE},
+    # A client of the API over HTTP: the declarations it is derived from, and the signing
+    # helper (webhooks/signature.py only, checked below).
+    "client": {"declarations", "webhooks"},
 }
 #: The one module that assembles the application may also import the pages of web/.
 ASSEMBLERS = {"http/app.py": {"web"}}
@@ -62,10 +68,24 @@ def layer_of(path: Path) -> str:
     return relative.parts[0].removesuffix(".py")
 
 
-def imported(tree: ast.AST) -> set[str]:
-    """The dotted names of every module ``tree`` imports."""
-    names: set[str] = set()
+def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
+    """The nodes under ``if TYPE_CHECKING:``: imports for type checkers, never run."""
+    hidden: set[ast.AST] = set()
     for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        if isinstance(node, ast.If) and isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+            hidden |= {inner for child in node.body for inner in ast.walk(child)}
+    return hidden
+
+
+def imported(tree: ast.AST, *, at_run_time: bool = False) -> set[str]:
+    """The dotted names of every module ``tree`` imports (``at_run_time``: leaving out the
+    imports under ``if TYPE_CHECKING:``)."""
+    names: set[str] = set()
+    hidden = _type_checking_only(tree) if at_run_time else set()
+    for node in ast.walk(tree):
+        if node in hidden:
+            continue
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -148,7 +168,7 @@ def test_what_receivers_import_needs_only_the_standard_library(relative: str) ->
         node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
     ]
     assert not relative_imports, f"{relative}: import by absolute name, so this test sees it"
-    for name in imported(tree):
+    for name in imported(tree, at_run_time=True):
         top = name.split(".")[0]
         if top == "overplane":
             assert module_path(name) in STANDARD_LIBRARY_ONLY, (
@@ -177,3 +197,44 @@ def test_listen_is_a_client_of_the_api_not_of_storage() -> None:
             continue
         allowed = name in LISTEN_MAY_IMPORT or (top in LISTEN_MAY_IMPORT and top != "overplane")
         assert allowed, f"cli/listen.py imports {name}: it may use only the API, over HTTP"
+
+
+#: What the client may import besides the standard library and itself.
+CLIENT_MAY_IMPORT = {"httpx", "overplane", "overplane.declarations", "overplane.webhooks.signature"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PACKAGE / "client").glob("*.py")),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_the_client_imports_nothing_of_the_server(path: Path) -> None:
+    tree = ast.parse(path.read_text(), str(path))
+    for name in imported(tree):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top == "__future__":
+            continue
+        allowed = name in CLIENT_MAY_IMPORT or name.startswith("overplane.client")
+        allowed = allowed or (top in CLIENT_MAY_IMPORT and top != "overplane")
+        assert allowed, f"client/{path.name} imports {name}: the client may use only the API"
+
+
+def test_importing_the_client_loads_no_server_module_nor_driver() -> None:
+    """In a fresh interpreter: ``import overplane`` loads neither httpx nor the client, and
+    ``from overplane import Client`` loads no database driver, storage or HTTP app."""
+    script = """
+import sys
+import overplane
+assert "httpx" not in sys.modules and "overplane.client" not in sys.modules
+from overplane import AsyncClient, Client
+forbidden = ("sqlite3", "asyncpg", "sqlalchemy", "alembic", "starlette", "uvicorn", "granian",
+             "msgspec", "overplane.storage", "overplane.http", "overplane.auth", "overplane.web",
+             "overplane.rendering", "overplane.settings")
+print(sorted(name for name in sys.modules if name.split(".")[0] in forbidden
+             or any(name == f or name.startswith(f + ".") for f in forbidden)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout
