@@ -11,7 +11,6 @@ typer's runner, on each backend.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
 
 
 @pytest.fixture
-def database(fresh_database_url: str) -> Iterator[dict[str, str | None]]:
+def database(fresh_database_url: str) -> dict[str, str | None]:
     """The environment of a command on a fresh database of each backend."""
     return {"OVERPLANE_DATABASE_URL": fresh_database_url}
 

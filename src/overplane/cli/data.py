@@ -25,11 +25,9 @@ from rich.table import Table
 
 from overplane.cli.output import JsonOption, err, fail, print_json, table_console
 from overplane.client import APIConnectionError, APIError, Client
-from overplane.declarations import READ_ONLY_KEYS, Resource
+from overplane.client.clients import DEFAULT_BASE_URL
+from overplane.declarations import Resource
 
-#: Where the data commands look for the API when neither ``--base-url`` nor
-#: ``OVERPLANE_BASE_URL`` says: the address ``overplane serve`` listens on by default.
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 #: The range operators of list filters, as the API spells them.
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
 #: Range filters every resource has (besides its fields declared with ``time_range``).
@@ -141,7 +139,9 @@ def make_command(
 
 def keyword(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
     """A keyword parameter of a generated command."""
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
 
 
 def connection_parameters() -> list[inspect.Parameter]:
@@ -213,15 +213,15 @@ def filters_from(resource: Resource, options: dict[str, Any]) -> dict[str, Any]:
             if name not in known:
                 raise fail(f"--{option.replace('_', '-')}: {name!r} is not one of {sorted(known)}")
             filters[name] = {"null": is_null}
-    for field in range_filters(resource):
+    for name in range_filters(resource):
         bounds = {}
         for op in RANGE_OPERATORS:
-            value = options.pop(f"range__{field}__{op}", None)
+            value = options.pop(f"range__{name}__{op}", None)
             if value is not None:
                 bounds[op] = value
         if bounds:
-            existing = filters.get(field)
-            filters[field] = {**existing, **bounds} if isinstance(existing, dict) else bounds
+            existing = filters.get(name)
+            filters[name] = {**existing, **bounds} if isinstance(existing, dict) else bounds
     return filters
 
 
@@ -293,7 +293,11 @@ def resource_app(resource: Resource) -> typer.Typer:
                 table.add_row(*("" if values.get(c) is None else str(values.get(c)) for c in shown))
                 count += 1
             table_console().print(table)
-            more = " (more: --all, or --starting-after the last id)" if page.has_more and not all_pages else ""
+            more = (
+                " (more: --all, or --starting-after the last id)"
+                if page.has_more and not all_pages
+                else ""
+            )
             err.print(f"{count} of {page.total} {resource.plural}{more}")
 
     group.command("list")(
@@ -315,7 +319,9 @@ def resource_app(resource: Resource) -> typer.Typer:
                     Annotated[bool, typer.Option("--all", help="Every page, by cursor.")],
                     False,
                 ),
-                keyword("offset", Annotated[int | None, typer.Option(min=0, help="Skip this many.")]),
+                keyword(
+                    "offset", Annotated[int | None, typer.Option(min=0, help="Skip this many.")]
+                ),
                 keyword(
                     "starting_after",
                     Annotated[str | None, typer.Option(help="The page after this id (older).")],
@@ -374,16 +380,16 @@ def resource_app(resource: Resource) -> typer.Typer:
             err.print(f"Created {created['id']}.")
         show(created, json_output)
 
+    # Required fields are required options: the client's typed create needs them, and a
+    # missing one is told before anything is sent.
     create_fields = [
         keyword(
             f"field__{field.name}",
             Annotated[
-                str | None,
-                typer.Option(
-                    option_name(field.name),
-                    help=field.description + (" Required." if field.required else ""),
-                ),
+                str if field.required else str | None,
+                typer.Option(option_name(field.name), help=field.description),
             ],
+            inspect.Parameter.empty if field.required else None,
         )
         for field in resource.fields
     ]
@@ -391,7 +397,9 @@ def resource_app(resource: Resource) -> typer.Typer:
         "idempotency_key",
         Annotated[
             str | None,
-            typer.Option(help="Makes a retry safe: the same key never creates twice (default: a new one)."),
+            typer.Option(
+                help="Makes a retry safe: the same key never creates twice (default: a new one)."
+            ),
         ],
     )
     group.command("create")(
@@ -492,7 +500,8 @@ def resource_app(resource: Resource) -> typer.Typer:
                 keyword(
                     "yes",
                     Annotated[
-                        bool, typer.Option("--yes", "-y", help="Do not ask (asked only on a terminal).")
+                        bool,
+                        typer.Option("--yes", "-y", help="Do not ask (asked only on a terminal)."),
                     ],
                     False,
                 ),
@@ -501,8 +510,3 @@ def resource_app(resource: Resource) -> typer.Typer:
         )
     )
     return group
-
-
-def writable_fields(resource: Resource) -> set[str]:
-    """The keys a create may send: the declared fields (not ``id`` and the timestamps)."""
-    return {f.name for f in resource.fields} - set(READ_ONLY_KEYS)

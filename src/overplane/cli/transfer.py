@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, NamedTuple
 
+import httpx
 import typer
 from rich.progress import (
     BarColumn,
@@ -53,7 +54,8 @@ from overplane.cli.data import (
     new_client,
 )
 from overplane.cli.output import err, fail, print_json
-from overplane.client import APIConnectionError, APIError, AsyncClient, InvalidRequestError
+from overplane.cli.transport import KeepAliveTransport
+from overplane.client import APIConnectionError, APIError, AsyncClient
 from overplane.declarations import READ_ONLY_KEYS, RESOURCES, Resource
 
 #: Rows sent at once when ``--concurrency`` is not given: measured (docs/performance.md,
@@ -64,6 +66,8 @@ DEFAULT_CONCURRENCY = 16
 KEY_SCHEME = "overplane-import-v1"
 #: A list page's size for exports: the API's largest.
 PAGE_SIZE = 100
+#: The header of a replayed response (docs/api.md, "Safe retries").
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class Format(StrEnum):
@@ -331,7 +335,9 @@ class RejectionReport:
         code = f" ({rejection.code})" if rejection.code else ""
         self.show(f"row {rejection.row}:{where} {rejection.message}{code}")
         if self.csv is not None:
-            self.csv.writerow([rejection.row, rejection.field or "", rejection.code or "", rejection.message])
+            self.csv.writerow(
+                [rejection.row, rejection.field or "", rejection.code or "", rejection.message]
+            )
         elif self.handle is not None:
             self.handle.write(json.dumps(rejection.as_dict(), ensure_ascii=False) + "\n")
 
@@ -341,9 +347,33 @@ class RejectionReport:
             self.handle.close()
 
 
+class ReplayWatch:
+    """Which creates the server answered with a replay: it marks the first response to a key
+    ``Idempotent-Replayed: true`` (docs/api.md, "Safe retries"), a header the client's objects
+    do not carry, so an event hook on the httpx client lent to it reads it."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    async def hook(self, response: httpx.Response) -> None:
+        """httpx's response hook: remember the key of a replayed create."""
+        if response.headers.get(REPLAYED_HEADER, "").lower() == "true":
+            key = response.request.headers.get("Idempotency-Key")
+            if key is not None:
+                self.keys.add(key)
+
+    def replayed(self, key: str) -> bool:
+        """Whether the create sent with ``key`` was replayed (forgotten once asked)."""
+        if key in self.keys:
+            self.keys.discard(key)
+            return True
+        return False
+
+
 async def create_rows(
     resource: Resource,
     client: AsyncClient,
+    watch: ReplayWatch,
     rows: Iterator[Row],
     file_name: str,
     concurrency: int,
@@ -363,23 +393,24 @@ async def create_rows(
 
     async def create_one(row: Row) -> None:
         if row.fields is None:
-            done(row, Outcome.rejected, Rejection(row.number, None, None, row.problem or "unreadable"))
+            problem = row.problem or "unreadable"
+            done(row, Outcome.rejected, Rejection(row.number, None, None, problem))
             return
         key = row_key(resource, file_name, row.number, row.fields)
         try:
-            created = await namespace.create(idempotency_key=key, **row.fields)
-        except (InvalidRequestError, APIError) as exc:
-            if isinstance(exc, InvalidRequestError) or (
-                exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
-            ):
-                done(row, Outcome.rejected, Rejection(row.number, exc.param, exc.code, exc.message))
-            else:
-                done(row, Outcome.failed, Rejection(row.number, None, exc.code, describe_error(exc, "")))
+            await namespace.create(idempotency_key=key, **row.fields)
+        except APIError as exc:
+            # A 4xx is the row's fault (stored by the server: a rerun gets it again); a 5xx,
+            # or a 429 that outlasted the client's retries, is not, and a rerun may succeed.
+            rejected = exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+            rejection = Rejection(row.number, exc.param, exc.code, exc.message)
+            done(row, Outcome.rejected if rejected else Outcome.failed, rejection)
             return
         except APIConnectionError as exc:
             done(row, Outcome.failed, Rejection(row.number, None, None, str(exc)))
             return
-        done(row, Outcome.already_there if was_replayed(created) else Outcome.created, None)
+        outcome = Outcome.already_there if watch.replayed(key) else Outcome.created
+        done(row, outcome, None)
 
     async def feed() -> None:
         for row in rows:
@@ -394,13 +425,6 @@ async def create_rows(
     finally:
         for task in workers:
             task.cancel()
-
-
-def was_replayed(created: Any) -> bool:
-    """Whether the server answered this create with a replay (``Idempotent-Replayed``)."""
-    response = getattr(created, "last_response", None)
-    headers = getattr(response, "headers", None) or {}
-    return str(headers.get("idempotent-replayed", "")).lower() == "true"
 
 
 def run_import(
@@ -432,8 +456,14 @@ def run_import(
             bar.update(task, advance=row.size, rows=summary.rows)
 
         async def run() -> None:
-            async with AsyncClient(api_key=api_key, base_url=base_url) as client:
-                await create_rows(resource, client, rows, path.name, concurrency, done)
+            watch = ReplayWatch()
+            hooks = {"response": [watch.hook]}
+            transport = KeepAliveTransport(concurrency)
+            async with (
+                httpx.AsyncClient(transport=transport, event_hooks=hooks) as http,
+                AsyncClient(api_key=api_key, base_url=base_url, http_client=http) as client,
+            ):
+                await create_rows(resource, client, watch, rows, path.name, concurrency, done)
 
         try:
             asyncio.run(run())
