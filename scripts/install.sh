@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv (if needed) and installs Overplane into it, with the test tools when asked:
-#   scripts/install.sh          the server
+#   scripts/install.sh          the server (the `server` extra; the client alone is plain
+#                               `pip install overplane`: docs/client.md)
 #   scripts/install.sh test     the server and everything the tests, lint and types need
 #                               (and Debian's chromium for the browser tests, as root)
 # Versions are pinned by constraints.txt, so every machine installs what CI tested.
@@ -31,8 +32,8 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
 fi
 
-extra=""
-[ "${1:-}" = "test" ] && extra="[test]"
+extra="[server]"
+[ "${1:-}" = "test" ] && extra="[server,test]"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extra}"
 

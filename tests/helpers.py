@@ -609,3 +609,185 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- the application over real TCP, in this process; proxies and scripted servers -----------
+
+
+@contextmanager
+def served_over_tcp(database_url: str, **settings: Any) -> Iterator[str]:
+    """The application on ``database_url`` (migrated) served by uvicorn over real TCP on a
+    free port of 127.0.0.1, in a thread of this process (cheaper to start than a process, and
+    a client of it speaks real HTTP); its base URL. ``settings`` as for :func:`in_process`."""
+    import uvicorn
+
+    values: dict[str, Any] = {"access_log": False, "webhook_worker": False} | settings
+    app = OverplaneApp(Settings(database_url=database_url, **values))
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("the in-process server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+class ProxiedRequest(NamedTuple):
+    """One request that went through a :class:`DroppingProxy`."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    dropped: bool
+
+
+def _read_http_message(stream: Any) -> tuple[bytes, dict[str, str], bytes] | None:
+    """One HTTP/1.1 message from a file-like socket: its head line, headers (lower-case) and
+    body (by Content-Length); None at end of stream."""
+    head = stream.readline()
+    if not head:
+        return None
+    headers: dict[str, str] = {}
+    while True:
+        line = stream.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = stream.read(int(headers.get("content-length", "0")))
+    return head, headers, body
+
+
+class DroppingProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``upstream`` (``http://host:port``) that forwards
+    each HTTP request, lets the server answer it in full, and then, when ``drop`` says so for
+    that request, closes the client's connection instead of passing the response on: the
+    server did the work, the client never heard back. Every request is recorded."""
+
+    def __init__(self, upstream: str, drop: Callable[[ProxiedRequest, int], bool]) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.drop = drop
+        self.requests: list[ProxiedRequest] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as incoming:
+            while True:
+                message = _read_http_message(incoming)
+                if message is None:
+                    return
+                head, headers, body = message
+                method, path, _ = head.decode("latin-1").split(" ", 2)
+                response = self._forward(head, headers, body)
+                with self._lock:
+                    number = len(self.requests)
+                    request = ProxiedRequest(method, path, headers, body, False)
+                    dropped = self.drop(request, number)
+                    self.requests.append(request._replace(dropped=dropped))
+                if dropped:
+                    # The server has answered; the client gets a closed connection instead.
+                    connection.shutdown(socket.SHUT_RDWR)
+                    return
+                connection.sendall(response)
+
+    def _forward(self, head: bytes, headers: dict[str, str], body: bytes) -> bytes:
+        """Send the request upstream on a connection of its own; the whole response."""
+        upstream_headers = {**headers, "connection": "close", "content-length": str(len(body))}
+        lines = [head.rstrip(b"\r\n")] + [
+            f"{name}: {value}".encode("latin-1") for name, value in upstream_headers.items()
+        ]
+        with socket.create_connection(self.upstream, timeout=30) as upstream:
+            upstream.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+            with upstream.makefile("rb") as answer:
+                message = _read_http_message(answer)
+        assert message is not None, "the server closed without answering"
+        status, response_headers, response_body = message
+        # Re-framed for the client: the body by Content-Length, the connection kept open.
+        response_headers["content-length"] = str(len(response_body))
+        response_headers.pop("connection", None)
+        response_headers.pop("transfer-encoding", None)
+        out = [status.rstrip(b"\r\n")] + [
+            f"{name}: {value}".encode("latin-1") for name, value in response_headers.items()
+        ]
+        return b"\r\n".join(out) + b"\r\n\r\n" + response_body
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+
+class Scripted(NamedTuple):
+    """One response a :class:`ScriptedServer` gives: status, JSON body (or raw bytes), headers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+
+
+class ScriptedServer:
+    """A tiny HTTP server on 127.0.0.1 (not Overplane) that answers the scripted responses in
+    order (the last one again once the script runs out) and records when each request came:
+    for the client's behaviour on answers our server does not give (429, a 5xx from a proxy,
+    fields a newer server would add)."""
+
+    def __init__(self, script: Sequence[Scripted]) -> None:
+        self.script = list(script)
+        self.arrivals: list[float] = []
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                scripted.arrivals.append(time.monotonic())
+                scripted.requests.append((self.command, self.path, dict(self.headers), body))
+                index = min(len(scripted.arrivals) - 1, len(scripted.script) - 1)
+                status, payload, headers = scripted.script[index]
+                content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

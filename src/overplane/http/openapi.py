@@ -222,42 +222,100 @@ def _page_parameters(name: str, noun: str = "objects") -> list[JSONObject]:
     ]
 
 
+def _range_properties(noun: str, field_name: str, note: str = "") -> JSONObject:
+    """The operators of a range filter on ``field_name``, as an object's properties."""
+    return {
+        operator: {
+            "type": "string",
+            "format": "date-time",
+            "description": f"Only {noun} whose {field_name} is {_RANGE_WORDS[operator]} this "
+            f"RFC 3339 date-time.{note}",
+        }
+        for operator in RANGE_OPERATORS
+    }
+
+
+def _filter_parameter(
+    name: str, description: str, operators: JSONObject, equality: JSONObject | None = None
+) -> JSONObject:
+    """One filter: ``name=value`` (when ``equality`` is given) and ``name[op]=value`` for each
+    of ``operators``, declared as one ``deepObject`` parameter (as Stripe's document declares
+    ``created``), so that generated clients take ``scheduled_time={"gte": …}`` rather than
+    inventing names like ``scheduled_timegte`` for each bracketed parameter."""
+    operators_schema: JSONObject = {
+        "type": "object",
+        "properties": operators,
+        "additionalProperties": False,
+    }
+    schema = operators_schema if equality is None else {"anyOf": [equality, operators_schema]}
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "style": "deepObject",
+        "explode": True,
+        "schema": schema,
+    }
+
+
+def query_names(parameters: list[JSONObject]) -> list[str]:
+    """The query parameter names ``parameters`` stand for: a deepObject filter's name (if it
+    also takes a plain value) and ``name[op]`` for each of its operators."""
+    names: list[str] = []
+    for parameter in parameters:
+        if parameter.get("style") != "deepObject":
+            names.append(parameter["name"])
+            continue
+        schema = parameter["schema"]
+        alternatives = schema.get("anyOf", [schema])
+        for alternative in alternatives:
+            if alternative.get("type") == "object":
+                names += [f"{parameter['name']}[{op}]" for op in alternative["properties"]]
+            else:
+                names.append(parameter["name"])
+    return names
+
+
 def _list_parameters(resource: Resource) -> list[JSONObject]:
-    """Every query parameter of a list, in the order ListQueryParser documents them."""
+    """Every query parameter of a list: the page parameters, one filter per filterable field
+    (equality, ``[null]`` and, on time fields, ranges), then created_at and updated_at."""
     parameters = _page_parameters(resource.title.lower())
+    noun = resource.plural
+    not_dates = " Values that are not RFC 3339 date-times never match a range."
     for field in resource.filterable_fields:
+        operators: JSONObject = {
+            "null": {
+                "type": "string",
+                "enum": ["true", "false"],
+                "description": f"true: only {noun} without a {field.name}; false: only those "
+                "with one.",
+            }
+        }
+        if field.time_range:
+            operators |= _range_properties(noun, field.name, not_dates)
         parameters.append(
-            _query(
+            _filter_parameter(
                 field.name,
-                f"Only objects whose {field.name} is exactly this value.",
-                {"type": "string", "pattern": NO_NUL},
+                f"`{field.name}=<value>`: only {noun} whose {field.name} is exactly this value; "
+                f"or operators: `{field.name}[{']=…`, `'.join(operators)}]=…`"
+                f"{' (ranges on its RFC 3339 values)' if field.time_range else ''}.",
+                operators,
+                equality={"type": "string", "pattern": NO_NUL},
             )
         )
+    for field_name in ("created_at", "updated_at"):
         parameters.append(
-            _query(
-                f"{field.name}[null]",
-                f"true: only objects without a {field.name}; false: only objects with one.",
-                {"type": "string", "enum": ["true", "false"]},
+            _filter_parameter(
+                field_name,
+                f"A range of {field_name}: `{field_name}[gte]=2024-01-15T00:00:00Z`, with gt, "
+                "gte, lt or lte.",
+                _range_properties(noun, field_name),
             )
         )
-    ranged = ["created_at", "updated_at", *(f.name for f in resource.time_range_fields)]
-    for field_name in ranged:
-        for operator in RANGE_OPERATORS:
-            note = (
-                ""
-                if field_name in ("created_at", "updated_at")
-                else " Values that are not RFC 3339 date-times never match a range."
-            )
-            parameters.append(
-                _query(
-                    f"{field_name}[{operator}]",
-                    f"Only objects whose {field_name} is {_RANGE_WORDS[operator]} this RFC 3339 "
-                    f"date-time.{note}",
-                    {"type": "string", "format": "date-time"},
-                )
-            )
-    documented = [p["name"] for p in parameters]
-    assert documented == ListQueryParser(resource).parameter_names(), "OpenAPI and parser disagree"
+    documented = query_names(parameters)
+    expected = ListQueryParser(resource).parameter_names()
+    assert sorted(documented) == sorted(expected), "OpenAPI and parser disagree"
+    assert len(set(documented)) == len(documented), "a query parameter documented twice"
     return parameters
 
 
@@ -494,17 +552,15 @@ def _event_paths() -> dict[str, JSONObject]:
             f"or *.deleted. The types: {', '.join(_event_types())}.",
             {"type": "string", "pattern": "^[a-z0-9_.*]{1,100}$"},
         ),
-        *(
-            _query(
-                f"created_at[{operator}]",
-                f"Only events created {_RANGE_WORDS[operator]} this RFC 3339 date-time.",
-                {"type": "string", "format": "date-time"},
-            )
-            for operator in RANGE_OPERATORS
+        _filter_parameter(
+            "created_at",
+            "A range of created_at: `created_at[gte]=2024-01-15T00:00:00Z`, with gt, gte, lt "
+            "or lte.",
+            _range_properties("events", "created_at"),
         ),
     ]
     parser = EventQueryParser(_event_types())
-    assert [p["name"] for p in parameters] == parser.parameter_names(), "OpenAPI and parser"
+    assert query_names(parameters) == parser.parameter_names(), "OpenAPI and parser disagree"
     return {
         "/api/events": {
             "get": {
@@ -906,7 +962,15 @@ def document() -> JSONObject:
                     "type": "object",
                     "properties": {
                         "type": {"type": "string", "enum": sorted({t for _, t, _ in ERROR_CODES})},
-                        "code": {"type": "string", "enum": [c for _, _, c in ERROR_CODES]},
+                        # An open string: a code added later must not break the clients
+                        # generated from this document (Stripe keeps it open too).
+                        "code": {
+                            "type": "string",
+                            "description": "Stable and machine-readable; match on it. New "
+                            "codes may be added: treat an unknown one by its status. Known: "
+                            f"{', '.join(c for _, _, c in ERROR_CODES)}.",
+                            "examples": [c for _, _, c in ERROR_CODES],
+                        },
                         "message": {"type": "string"},
                         "param": {
                             "type": "string",
