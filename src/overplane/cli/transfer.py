@@ -56,6 +56,7 @@ from overplane.cli.data import (
 from overplane.cli.output import err, fail, print_json
 from overplane.cli.transport import KeepAliveTransport
 from overplane.client import APIConnectionError, APIError, AsyncClient
+from overplane.client.namespaces import AsyncResources
 from overplane.declarations import READ_ONLY_KEYS, RESOURCES, Resource
 
 #: Rows sent at once when ``--concurrency`` is not given: measured (docs/performance.md,
@@ -68,6 +69,7 @@ KEY_SCHEME = "overplane-import-v1"
 PAGE_SIZE = 100
 #: The header of a replayed response (docs/api.md, "Safe retries").
 REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class Format(StrEnum):
@@ -348,22 +350,35 @@ class RejectionReport:
 
 
 class ReplayWatch:
-    """Which creates the server answered with a replay: it marks the first response to a key
+    """Which creates were already there before this run: the server marks a replayed response
     ``Idempotent-Replayed: true`` (docs/api.md, "Safe retries"), a header the client's objects
-    do not carry, so an event hook on the httpx client lent to it reads it."""
+    do not carry, so event hooks on the httpx client lent to it read it.
+
+    A replay answering a retry of this run's own request (its first answer was lost, the
+    client sent it again) is no "already there": this run created that object. So requests
+    are counted per key, and only a replay of a key's first sending counts.
+    """
 
     def __init__(self) -> None:
+        self.sent: dict[str, int] = {}
         self.keys: set[str] = set()
 
-    async def hook(self, response: httpx.Response) -> None:
-        """httpx's response hook: remember the key of a replayed create."""
+    async def on_request(self, request: httpx.Request) -> None:
+        """httpx's request hook: count the sendings of each create's key."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None:
+            self.sent[key] = self.sent.get(key, 0) + 1
+
+    async def on_response(self, response: httpx.Response) -> None:
+        """httpx's response hook: remember the key of a create replayed at its first sending."""
         if response.headers.get(REPLAYED_HEADER, "").lower() == "true":
-            key = response.request.headers.get("Idempotency-Key")
-            if key is not None:
+            key = response.request.headers.get(IDEMPOTENCY_HEADER)
+            if key is not None and self.sent.get(key) == 1:
                 self.keys.add(key)
 
     def replayed(self, key: str) -> bool:
-        """Whether the create sent with ``key`` was replayed (forgotten once asked)."""
+        """Whether the create sent with ``key`` was there before this run (then forgotten)."""
+        self.sent.pop(key, None)
         if key in self.keys:
             self.keys.discard(key)
             return True
@@ -384,7 +399,11 @@ async def create_rows(
     Rows are read as workers take them (a bounded queue), so memory stays constant however
     large the file.
     """
-    namespace = getattr(client, namespace_name(resource))
+    # The untyped namespace (``**fields``), not the generated one whose signature requires
+    # the required fields: a row's missing or unknown field is the server's to judge, and
+    # reported with the row like any other rejection.
+    typed = getattr(client, namespace_name(resource))
+    namespace = AsyncResources(client, resource.path, typed.object_class)
     queue: asyncio.Queue[Row | None] = asyncio.Queue(maxsize=concurrency * 4)
 
     async def worker() -> None:
@@ -404,9 +423,11 @@ async def create_rows(
             # or a 429 that outlasted the client's retries, is not, and a rerun may succeed.
             rejected = exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
             rejection = Rejection(row.number, exc.param, exc.code, exc.message)
+            watch.replayed(key)  # forget it
             done(row, Outcome.rejected if rejected else Outcome.failed, rejection)
             return
         except APIConnectionError as exc:
+            watch.replayed(key)
             done(row, Outcome.failed, Rejection(row.number, None, None, str(exc)))
             return
         outcome = Outcome.already_there if watch.replayed(key) else Outcome.created
@@ -457,7 +478,7 @@ def run_import(
 
         async def run() -> None:
             watch = ReplayWatch()
-            hooks = {"response": [watch.hook]}
+            hooks = {"request": [watch.on_request], "response": [watch.on_response]}
             transport = KeepAliveTransport(concurrency)
             async with (
                 httpx.AsyncClient(transport=transport, event_hooks=hooks) as http,
