@@ -478,7 +478,10 @@ def run_import(
 
         async def run() -> None:
             watch = ReplayWatch()
-            hooks = {"request": [watch.on_request], "response": [watch.on_response]}
+            hooks: dict[str, list[Callable[..., Any]]] = {
+                "request": [watch.on_request],
+                "response": [watch.on_response],
+            }
             transport = KeepAliveTransport(concurrency)
             async with (
                 httpx.AsyncClient(transport=transport, event_hooks=hooks) as http,
