@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -361,3 +362,40 @@ def test_an_import_killed_half_way_and_run_again_creates_each_row_once(
         back = [[row[c] for c in COLUMNS] for row in csv.DictReader(handle)]
     assert len(back) == ROWS
     assert sorted(back) == sorted(rows)  # every field of every row, and no duplicates
+
+
+#: A fresh interpreter where the server's dependencies cannot be imported, as after
+#: ``pip install overplane`` (the client alone), running ``overplane ARGS``.
+WITHOUT_SERVER = """
+import importlib.abc, sys
+BLOCKED = {"sqlalchemy", "alembic", "asyncpg", "starlette", "uvicorn", "granian", "msgspec"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+from overplane.cli.main import main
+sys.argv = ["overplane", *sys.argv[1:]]
+main()
+"""
+
+
+def test_the_data_commands_work_with_the_client_alone(env: dict[str, str]) -> None:
+    def overplane(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_SERVER, *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = overplane("appointments", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["total"] == 0
+    serve = overplane("serve", "--port", "1")
+    assert serve.returncode == 1
+    assert "pip install 'overplane[server]'" in serve.stderr
+    assert "Traceback" not in serve.stderr
