@@ -29,7 +29,14 @@ from typer.testing import CliRunner, Result
 from overplane.cli.main import app
 from overplane.cli.transfer import row_key
 from overplane.declarations import APPOINTMENT, PARTY_LINK, Resource
-from tests.helpers import OVERPLANE, Server, ServerLauncher, served_over_tcp
+from tests.helpers import (
+    OVERPLANE,
+    DroppingProxy,
+    ProxiedRequest,
+    Server,
+    ServerLauncher,
+    served_over_tcp,
+)
 
 runner = CliRunner()
 #: The columns of the imported test files (each row unique by customer_name).
@@ -300,6 +307,31 @@ def test_the_key_of_a_row_depends_on_its_file_name_number_and_content() -> None:
     }
     assert key not in others
     assert len(others) == 4
+
+
+def test_a_row_whose_answer_was_lost_is_retried_and_counted_as_created(
+    env: dict[str, str], base_url: str, tmp_path: Path
+) -> None:
+    """The server created the row but its answer never came: the client sends it again, the
+    server replays, and the row counts as created (by this run), not as already there."""
+    dropped = {0, 3}  # the first and the fourth POST
+
+    def drop(request: ProxiedRequest, number: int) -> bool:
+        return request.method == "POST" and number in dropped
+
+    proxy = DroppingProxy(base_url, drop)
+    try:
+        path = tmp_path / "lost.csv"
+        write_csv(path, [appointment_row(n) for n in range(10)])
+        result = invoke(env | {"OVERPLANE_BASE_URL": proxy.url}, "import", "appointments",
+                        str(path), "--json", "--concurrency", "1")  # fmt: skip
+    finally:
+        proxy.close()
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["created"], summary["already_there"]) == (10, 0)
+    assert len([r for r in proxy.requests if r.method == "POST"]) == 12
+    assert ok_json(env, "appointments", "list")["total"] == 10
 
 
 # --- an interrupted import of 100,000 rows ------------------------------------------------

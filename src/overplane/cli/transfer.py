@@ -54,7 +54,7 @@ from overplane.cli.data import (
     new_client,
 )
 from overplane.cli.output import err, fail, print_json
-from overplane.cli.transport import KeepAliveTransport
+from overplane.cli.transport import RESENT, KeepAliveTransport
 from overplane.client import APIConnectionError, APIError, AsyncClient
 from overplane.client.namespaces import AsyncResources
 from overplane.declarations import READ_ONLY_KEYS, RESOURCES, Resource
@@ -372,8 +372,10 @@ class ReplayWatch:
     async def on_response(self, response: httpx.Response) -> None:
         """httpx's response hook: remember the key of a create replayed at its first sending."""
         if response.headers.get(REPLAYED_HEADER, "").lower() == "true":
-            key = response.request.headers.get(IDEMPOTENCY_HEADER)
-            if key is not None and self.sent.get(key) == 1:
+            request = response.request
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            first = self.sent.get(key) == 1 and not request.extensions.get(RESENT)
+            if key is not None and first:
                 self.keys.add(key)
 
     def replayed(self, key: str) -> bool:

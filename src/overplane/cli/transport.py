@@ -17,6 +17,8 @@ import ssl
 
 import httpx
 
+#: The request extension set when this transport sent a request a second time itself.
+RESENT = "overplane_resent"
 #: The longest a response's head may be: far more than the API sends.
 MAX_HEAD_BYTES = 65536
 
@@ -57,8 +59,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 except httpx.ReadError:
                     # The server may have closed an idle connection (its keep-alive timeout)
                     # just as it was reused: try once more on a new one, at once. Safe: every
-                    # write the client sends carries an Idempotency-Key.
-                    pass
+                    # write the client sends carries an Idempotency-Key. Marked, so that a
+                    # replay answering it is known as this run's own (transfer.ReplayWatch).
+                    request.extensions[RESENT] = True
             connection = await self._connect(request.url, timeouts.get("connect"))
             return await self._send(connection, request, timeouts.get("read"))
 
