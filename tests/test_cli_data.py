@@ -151,6 +151,20 @@ def test_list_filters_ranges_and_every_page(env: dict[str, str]) -> None:
     assert "customer_email" not in table.stdout
 
 
+def test_events_list_and_get(env: dict[str, str]) -> None:
+    created = ok_json(env, "party-links", "create", "--primary-role", "owner")
+    ok_json(env, "party-links", "update", created["id"], "--primary-role", "member")
+    events = ok_json(env, "events", "list", "--type", "party_link.*", "--created-at-gte",
+                     "2000-01-01T00:00:00Z")  # fmt: skip
+    assert [e["type"] for e in events["data"]] == ["party_link.updated", "party_link.created"]
+    assert events["total"] == 2
+    one = ok_json(env, "events", "get", events["data"][0]["id"])
+    assert one["data"]["previous_attributes"] == {"primary_role": "owner"}
+    table = invoke(env, "events", "list", "--all", "--limit", "1")
+    assert "party_link.created" in table.stdout
+    assert "2 of 2 events" in table.stderr
+
+
 def test_errors_are_one_readable_line_and_exit_1(env: dict[str, str], base_url: str) -> None:
     bad_filter = invoke(env, "appointments", "list", "--created-at-gte", "yesterday")
     assert bad_filter.exit_code == 1

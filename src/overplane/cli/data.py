@@ -118,6 +118,65 @@ def list_columns(resource: Resource) -> list[str]:
     return ["id", *(f.name for f in resource.required_fields), "created_at"]
 
 
+def print_page(
+    page: Any, all_pages: bool, json_output: bool, columns: list[str], plural: str
+) -> None:
+    """A list's page (or, with ``all_pages``, every object from it on) as a table with
+    ``columns``, or as the API's envelope with ``json_output``; streamed either way, so
+    ``--all`` holds one page at a time however long the list."""
+    objects = page.auto_paging_iter() if all_pages else iter(page.data)
+    if json_output:
+        has_more = False if all_pages else page.has_more
+        out = sys.stdout
+        out.write('{"data": [')
+        for index, obj in enumerate(objects):
+            out.write(
+                ("," if index else "") + "\n  " + json.dumps(obj.to_dict(), ensure_ascii=False)
+            )
+        out.write(f'\n], "has_more": {json.dumps(has_more)}, "total": {page.total}}}\n')
+        return
+    table = Table(*columns)
+    count = 0
+    for obj in objects:
+        values = obj.to_dict()
+        table.add_row(*("" if values.get(c) is None else str(values.get(c)) for c in columns))
+        count += 1
+    table_console().print(table)
+    more = (
+        " (more: --all, or --starting-after the last id)" if page.has_more and not all_pages else ""
+    )
+    err.print(f"{count} of {page.total} {plural}{more}")
+
+
+def paging_parameters() -> list[inspect.Parameter]:
+    """``--limit``, ``--all``, ``--offset``, the cursors and ``--columns`` of every list."""
+    return [
+        keyword(
+            "limit",
+            Annotated[int, typer.Option(min=1, max=100, help="Objects per page (1-100).")],
+            20,
+        ),
+        keyword(
+            "all_pages",
+            Annotated[bool, typer.Option("--all", help="Every page, by cursor.")],
+            False,
+        ),
+        keyword("offset", Annotated[int | None, typer.Option(min=0, help="Skip this many.")]),
+        keyword(
+            "starting_after",
+            Annotated[str | None, typer.Option(help="The page after this id (older).")],
+        ),
+        keyword(
+            "ending_before",
+            Annotated[str | None, typer.Option(help="The page before this id (newer).")],
+        ),
+        keyword(
+            "columns",
+            Annotated[str | None, typer.Option(help="Comma-separated keys the table shows.")],
+        ),
+    ]
+
+
 def make_command(
     name: str,
     implementation: Callable[..., None],
@@ -276,29 +335,7 @@ def resource_app(resource: Resource) -> typer.Typer:
                 ending_before=ending_before,
                 **filters,
             )
-            objects = page.auto_paging_iter() if all_pages else iter(page.data)
-            if json_output:
-                # Streamed, so --all holds one page at a time however long the list.
-                has_more = False if all_pages else page.has_more
-                out = sys.stdout
-                out.write('{"data": [')
-                for index, obj in enumerate(objects):
-                    out.write(("," if index else "") + "\n  " + json.dumps(obj.to_dict()))
-                out.write(f'\n], "has_more": {json.dumps(has_more)}, "total": {page.total}}}\n')
-                return
-            table = Table(*shown)
-            count = 0
-            for obj in objects:
-                values = obj.to_dict()
-                table.add_row(*("" if values.get(c) is None else str(values.get(c)) for c in shown))
-                count += 1
-            table_console().print(table)
-            more = (
-                " (more: --all, or --starting-after the last id)"
-                if page.has_more and not all_pages
-                else ""
-            )
-            err.print(f"{count} of {page.total} {resource.plural}{more}")
+            print_page(page, all_pages, json_output, shown, resource.plural)
 
     group.command("list")(
         make_command(
@@ -306,37 +343,7 @@ def resource_app(resource: Resource) -> typer.Typer:
             list_objects,
             [
                 *connection_parameters(),
-                keyword(
-                    "limit",
-                    Annotated[
-                        int,
-                        typer.Option(min=1, max=100, help="Objects per page (1-100)."),
-                    ],
-                    20,
-                ),
-                keyword(
-                    "all_pages",
-                    Annotated[bool, typer.Option("--all", help="Every page, by cursor.")],
-                    False,
-                ),
-                keyword(
-                    "offset", Annotated[int | None, typer.Option(min=0, help="Skip this many.")]
-                ),
-                keyword(
-                    "starting_after",
-                    Annotated[str | None, typer.Option(help="The page after this id (older).")],
-                ),
-                keyword(
-                    "ending_before",
-                    Annotated[str | None, typer.Option(help="The page before this id (newer).")],
-                ),
-                keyword(
-                    "columns",
-                    Annotated[
-                        str | None,
-                        typer.Option(help="Comma-separated keys the table shows."),
-                    ],
-                ),
+                *paging_parameters(),
                 *filter_parameters(resource),
             ],
             f"List {resource.plural}, newest first (filters: the fields, and ranges).",
@@ -507,6 +514,93 @@ def resource_app(resource: Resource) -> typer.Typer:
                 ),
             ],
             f"Delete a {resource.title.lower()} for good.",
+        )
+    )
+    return group
+
+
+def events_app() -> typer.Typer:
+    """``overplane events list|get``: the account's events (docs/api.md, "Events")."""
+    group = typer.Typer(help="Events (/api/events) through the API.", no_args_is_help=True)
+
+    def list_events(
+        api_key: str | None,
+        base_url: str,
+        json_output: bool,
+        limit: int,
+        all_pages: bool,
+        offset: int | None,
+        starting_after: str | None,
+        ending_before: str | None,
+        columns: str | None,
+        event_type: str | None,
+        **options: Any,
+    ) -> None:
+        bounds = {op: options[f"range__created_at__{op}"] for op in RANGE_OPERATORS}
+        created_at = {op: value for op, value in bounds.items() if value is not None}
+        shown = columns.split(",") if columns else ["id", "type", "created_at"]
+        with new_client(api_key, base_url) as client, api_errors(base_url):
+            page = client.events.list(
+                limit=limit,
+                offset=offset,
+                starting_after=starting_after,
+                ending_before=ending_before,
+                type=event_type,
+                created_at=created_at or None,
+            )
+            print_page(page, all_pages, json_output, shown, "events")
+
+    created_ranges = [
+        keyword(
+            f"range__created_at__{op}",
+            Annotated[
+                str | None,
+                typer.Option(f"--created-at-{op}", help=f"Only where created_at is {op} this."),
+            ],
+        )
+        for op in RANGE_OPERATORS
+    ]
+    group.command("list")(
+        make_command(
+            "list",
+            list_events,
+            [
+                *connection_parameters(),
+                *paging_parameters(),
+                keyword(
+                    "event_type",
+                    Annotated[
+                        str | None,
+                        typer.Option("--type", help="Only these types: appointment.* etc."),
+                    ],
+                ),
+                *created_ranges,
+            ],
+            "List events, newest first.",
+        )
+    )
+
+    def get(api_key: str | None, base_url: str, json_output: bool, event_id: str) -> None:
+        with new_client(api_key, base_url) as client, api_errors(base_url):
+            event = client.events.retrieve(event_id).to_dict()
+        if json_output:
+            print_json(event)
+        else:
+            table_console().print(object_table(event))
+
+    group.command("get")(
+        make_command(
+            "get",
+            get,
+            [
+                keyword(
+                    "event_id",
+                    Annotated[str, typer.Argument(help="The event's id (evt_…).")],
+                    inspect.Parameter.empty,
+                ),
+                *connection_parameters(),
+            ],
+            "Show one event.",
         )
     )
     return group

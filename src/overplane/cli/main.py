@@ -20,7 +20,7 @@ import typer
 
 from overplane import __version__
 from overplane.cli.config import config
-from overplane.cli.data import command_name, resource_app
+from overplane.cli.data import command_name, events_app, resource_app
 from overplane.cli.listen import listen
 from overplane.cli.output import fail
 from overplane.cli.transfer import export_app, import_app
@@ -32,6 +32,7 @@ app.command()(config)
 # The data commands: a group per declared resource, and export/import, through the client.
 for _resource in RESOURCES:
     app.add_typer(resource_app(_resource), name=command_name(_resource))
+app.add_typer(events_app(), name="events")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 
