@@ -303,6 +303,13 @@ def test_jsonl_round_trip_keeps_nulls_and_empty_strings(
     assert invoke(env, "export", "party-links", "-o", str(exported)).exit_code == 0
     back = [json.loads(line) for line in exported.read_text().splitlines()]
     assert {b["primary_role"]: b["secondary_role"] for b in back} == {"owner": "", "member": None}
+    to_stdout = invoke(env, "export", "party-links", "--format", "csv", "--quiet")
+    lines = to_stdout.stdout.splitlines()
+    assert (
+        lines[0]
+        == "id,created_at,updated_at,primary_role,secondary_role,primary_party,secondary_party"
+    )
+    assert len(lines) == 3
     # An export imports as it is: id and the timestamps are the server's, and are skipped.
     again = invoke(env, "import", "party-links", str(exported), "--json")
     assert json.loads(again.stdout)["created"] == 2

@@ -18,12 +18,11 @@ import asyncio
 import csv
 import hashlib
 import inspect
-import io
 import json
-import os
+import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, NamedTuple
@@ -158,7 +157,7 @@ def run_export(
     out: IO[str] = (
         open(partial, "w", newline="", encoding="utf-8")  # noqa: SIM115
         if partial is not None
-        else io.TextIOWrapper(os.fdopen(os.dup(1), "wb"), encoding="utf-8", newline="")
+        else sys.stdout
     )
     count = 0
     try:
@@ -172,13 +171,13 @@ def run_export(
                 if count % PAGE_SIZE == 0:
                     bar.update(task, completed=count, rows=count)
             bar.update(task, completed=count, total=max(count, page.total), rows=count)
-        out.close()
     except (APIError, APIConnectionError) as exc:
-        out.close()
         raise fail(describe_error(exc, base_url)) from None
-    except BaseException:
-        out.close()
-        raise
+    finally:
+        if out is sys.stdout:
+            out.flush()
+        else:
+            out.close()
     if partial is not None and output is not None:
         partial.replace(output)
     return count
@@ -303,7 +302,6 @@ class Summary:
     failed: int = 0
     rows: int = 0
     seconds: float = 0.0
-    outcomes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as ``--json`` prints it."""
