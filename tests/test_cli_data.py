@@ -304,12 +304,12 @@ def test_jsonl_round_trip_keeps_nulls_and_empty_strings(
     back = [json.loads(line) for line in exported.read_text().splitlines()]
     assert {b["primary_role"]: b["secondary_role"] for b in back} == {"owner": "", "member": None}
     to_stdout = invoke(env, "export", "party-links", "--format", "csv", "--quiet")
-    lines = to_stdout.stdout.splitlines()
+    csv_lines = to_stdout.stdout.splitlines()
     assert (
-        lines[0]
+        csv_lines[0]
         == "id,created_at,updated_at,primary_role,secondary_role,primary_party,secondary_party"
     )
-    assert len(lines) == 3
+    assert len(csv_lines) == 3
     # An export imports as it is: id and the timestamps are the server's, and are skipped.
     again = invoke(env, "import", "party-links", str(exported), "--json")
     assert json.loads(again.stdout)["created"] == 2
