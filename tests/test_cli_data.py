@@ -315,6 +315,23 @@ def test_jsonl_round_trip_keeps_nulls_and_empty_strings(
     assert json.loads(again.stdout)["created"] == 2
 
 
+def test_an_unreadable_file_stops_cleanly(env: dict[str, str], tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"primary_role\nowner\nm\xe9nager\n")
+    result = invoke(env, "import", "party-links", str(latin1))
+    assert result.exit_code == 1
+    assert "is not UTF-8 text" in result.stderr
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("primary_role,colour\nowner,red\n")
+    result = invoke(env, "import", "party-links", str(unknown))
+    assert result.exit_code == 1
+    assert "unknown column(s) colour" in result.stderr
+    assert ok_json(env, "party-links", "list")["total"] <= 1  # nothing from the second file
+    no_format = tmp_path / "rows.txt"
+    no_format.write_text("primary_role\nowner\n")
+    assert "--format" in invoke(env, "import", "party-links", str(no_format)).stderr
+
+
 def test_the_key_of_a_row_depends_on_its_file_name_number_and_content() -> None:
     key = row_key(APPOINTMENT, "a.csv", 2, {"status": "draft"})
     assert key == row_key(APPOINTMENT, "a.csv", 2, {"status": "draft"})

@@ -491,6 +491,9 @@ def run_import(
 
         try:
             asyncio.run(run())
+        except UnicodeDecodeError as exc:
+            # Rows before it were sent (and are safe to send again): say where, and stop.
+            raise fail(f"{path.name} is not UTF-8 text after row {summary.rows}: {exc}") from None
         finally:
             report.close()
             summary.seconds = time.monotonic() - started
