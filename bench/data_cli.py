@@ -178,9 +178,10 @@ def main() -> None:
     results = [measure(backend) for backend in backends]
     print(f"{ROWS:,} rows per run, {RUNS} runs, default concurrency {DEFAULT_CONCURRENCY}\n")
     print(
-        "| backend | import rows/s (median) | runs | export rows/s (median) | runs | rerun (all already there) rows/s |"
+        "| backend | server's create ceiling (wrk) | import rows/s (median) | runs "
+        "| export rows/s (median) | runs | rerun (all already there) rows/s |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         imports = ", ".join(f"{x:,.0f}" for x in r["imports"])  # type: ignore[attr-defined]
         exports = ", ".join(f"{x:,.0f}" for x in r["exports"])  # type: ignore[attr-defined]
