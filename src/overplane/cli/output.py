@@ -25,9 +25,17 @@ JsonOption = Annotated[
 ]
 
 
-#: Set by ``overplane serve`` in JSON log mode: failures are then log lines too, not
-#: coloured text (docs/deployment.md, "Logs").
+#: Set by ``overplane serve`` in JSON log mode: its messages and failures are then log lines
+#: too, not coloured text (docs/deployment.md, "Logs").
 failures_as_log_lines = False
+
+
+def say(message: str) -> None:
+    """Tell people something on standard error (a log line while ``serve`` logs JSON)."""
+    if failures_as_log_lines:
+        logging.getLogger("overplane").info(message)
+    else:
+        err.print(escape(message))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -31,7 +31,7 @@ from overplane.auth import keys
 from overplane.cli import output
 from overplane.cli.backup import backup
 from overplane.cli.migrations import migrations_app
-from overplane.cli.output import JsonOption, err, fail, print_json, table_console
+from overplane.cli.output import JsonOption, err, fail, print_json, say, table_console
 from overplane.declarations import RESOURCES
 from overplane.rfc3339 import format_ms
 from overplane.settings import DATABASE_FILE, Settings, SettingsError, redacted
@@ -127,7 +127,7 @@ def with_database(
     """Migrate (or, with ``migrate=False``, check the schema), open the database, run
     ``work`` on it and close it. Says on standard error which database that is."""
     ensure_home(settings)
-    err.print(f"Database: {describe_database(settings.database_url)}")
+    say(f"Database: {describe_database(settings.database_url)}")
     prepare_schema(settings.database_url, migrate=migrate)
 
     async def run() -> T:
