@@ -35,11 +35,23 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"storage", *BASE},
     # Objects and events as the API shows them: for the API, webhook bodies and the pages.
     "rendering": {"declarations", "storage", *BASE},
+    # Token buckets, in process and in Redis: nothing of the project but the settings.
+    "limits": {*BASE},
     "web": {"declarations", "storage", "auth", "rendering", *BASE},
     # http/ validates webhook URLs with webhooks/addresses.py when endpoints are written.
-    "http": {"declarations", "storage", "auth", "rendering", "webhooks", *BASE},
+    "http": {"declarations", "storage", "auth", "rendering", "webhooks", "limits", *BASE},
     "webhooks": {"declarations", "storage", "rendering", *BASE},
-    "cli": {"declarations", "storage", "auth", "rendering", "http", "web", "webhooks", *BASE},
+    "cli": {
+        "declarations",
+        "storage",
+        "auth",
+        "rendering",
+        "http",
+        "web",
+        "webhooks",
+        "limits",
+        *BASE,
+    },
     # A client of the API over HTTP: the declarations it is derived from, and the signing
     # helper (webhooks/signature.py only, checked below).
     "client": {"declarations", "webhooks"},

@@ -1,10 +1,12 @@
 """The ASGI application: the path every request takes, and the one place errors are rendered.
 
-``request ─▶ request id ─▶ trailing slash folded ─▶ auth (/api only, before routing)
-─▶ ApiRouter (paths derived from the declarations) ─▶ handler ─▶ Reply + Request-Id ─▶ log``
+``request ─▶ request id ─▶ trailing slash folded ─▶ CORS preflight answered (listed origins)
+─▶ (/api only) address blocked for failed authentications? ─▶ auth (before routing)
+─▶ the key's rate limit ─▶ ApiRouter (paths derived from the declarations) ─▶ handler
+─▶ Reply + Request-Id + RateLimit-* (+ CORS) ─▶ log``
 
 Authentication runs before routing so that a caller without a valid key learns nothing, not
-even whether a route exists. Any exception below is turned into the contract's error JSON here.
+even whether a route exists; the key's rate limit runs right after it, before any other work. Any exception below is turned into the contract's error JSON here.
 The few paths outside /api (health, OpenAPI, docs) go through a Starlette router; /api paths
 skip the framework (see :mod:`overplane.http.messages`).
 """
@@ -26,11 +28,13 @@ from overplane.auth.keys import Principal, PrincipalCache
 from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
 from overplane.http import access_log, openapi
+from overplane.http.cors import Cors
 from overplane.http.errors import (
     APIError,
     AuthenticationFailed,
     InternalError,
     MethodNotAllowed,
+    RateLimited,
     RouteMissing,
     Unavailable,
     error_response,
@@ -39,6 +43,7 @@ from overplane.http.events import EventEndpoint
 from overplane.http.messages import ApiRequest, send_reply
 from overplane.http.routes import ApiRouter, ResourceEndpoint, Services
 from overplane.http.webhook_endpoints import WebhookEndpointEndpoint
+from overplane.limits import RateLimiter
 from overplane.rendering import encode
 from overplane.settings import Settings
 from overplane.storage import idempotency as idempotency_records
@@ -52,6 +57,23 @@ from overplane.webhooks.worker import DeliveryWorker
 
 logger = logging.getLogger("overplane.errors")
 JSON = "application/json"
+
+
+#: The messages of the two 429s.
+OVER_BUDGET = (
+    "Too many requests with this API key; retry after the Retry-After delay (the "
+    "RateLimit-* headers show the budget)."
+)
+TOO_MANY_FAILURES = (
+    "Too many failed authentications from this address; retry after the Retry-After delay."
+)
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's IP address as the HTTP server reports it (behind a trusted proxy,
+    uvicorn puts the forwarded one there), or None (a Unix socket)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -93,6 +115,8 @@ class OverplaneApp:
         self.log_access = access_log.configure(
             settings.access_log, settings.access_log_flush_seconds
         )
+        self.limiter = RateLimiter(settings)
+        self.cors = Cors(settings.cors_origins)
 
     @property
     def idempotency_ttl_ms(self) -> int:
@@ -125,6 +149,7 @@ class OverplaneApp:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.sweeper = self.worker = None
+        await self.limiter.close()
         if self.db is not None:
             await self.db.close()
             self.db = None
@@ -183,15 +208,30 @@ class OverplaneApp:
         status = 500
         response_started = False
         principal: Principal | None = None
+        #: The RateLimit-* headers of the bucket this request took from (none when off).
+        limit_headers: tuple[tuple[str, str], ...] = ()
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
+        origin = self.cors.allowed_origin(scope) if self.cors.enabled else None
+        preflight = origin is not None and self.cors.is_preflight(scope)
+        if origin is not None and not preflight:
+            send = self.with_cors_headers(send, origin)
         try:
+            if origin is not None and preflight:
+                status = 204
+                response_started = True
+                await self.answer_preflight(send, origin, request_id)
             # "/api/" is folded to "/api" above, and it is an /api path like any other.
-            if path == "/api" or path.startswith("/api/"):
-                principal = await self.authenticate(scope)
+            elif path == "/api" or path.startswith("/api/"):
+                if self.limiter.enabled:
+                    principal, limit_headers = await self.authenticate_within_limits(scope)
+                else:
+                    principal = await self.authenticate(scope)
                 request = ApiRequest(scope, receive, path, request_id, principal, self.database())
                 reply = await self.api(request)
+                if limit_headers:
+                    reply = reply._replace(headers=reply.headers + limit_headers)
                 status = reply.status
                 response_started = True
                 await send_reply(send, reply, request_id)
@@ -212,6 +252,12 @@ class OverplaneApp:
             if response_started:  # too late for an error body; the server closes the stream
                 raise
             reply = error_response(self.as_api_error(exc, request_id, scope), request_id)
+            # The key's bucket (an error after the limit was taken), or the bucket that
+            # refused or charged the request (429, 401).
+            if isinstance(exc, APIError) and exc.limit_headers:
+                limit_headers = exc.limit_headers
+            if limit_headers:
+                reply = reply._replace(headers=reply.headers + limit_headers)
             status = reply.status
             await send_reply(send, reply, request_id)
         finally:
@@ -223,6 +269,52 @@ class OverplaneApp:
                 request_id,
                 principal.tenant.account_id if principal else None,
             )
+
+    async def authenticate_within_limits(
+        self, scope: Scope
+    ) -> tuple[Principal, tuple[tuple[str, str], ...]]:
+        """The principal, after the address's failed-authentication limit and before the
+        key's own limit; with the RateLimit-* headers of the key's bucket. Raises
+        :class:`RateLimited` (429) or :class:`AuthenticationFailed` (401), either carrying
+        its bucket's headers."""
+        address = client_address(scope)
+        blocked = self.limiter.blocked(address)
+        if blocked is not None:  # answered without looking at the key
+            raise RateLimited(TOO_MANY_FAILURES, blocked.retry_after).with_limit(blocked)
+        try:
+            principal = await self.authenticate(scope)
+        except AuthenticationFailed as exc:
+            charged = await self.limiter.failed_authentication(address)
+            if charged is not None and not charged.allowed:
+                raise RateLimited(TOO_MANY_FAILURES, charged.retry_after).with_limit(
+                    charged
+                ) from None
+            exc.with_limit(charged)
+            raise
+        decision = await self.limiter.take_for_key(principal.key_id, principal.tenant.livemode)
+        if decision is None:  # failing open (Redis down): served without headers
+            return principal, ()
+        if not decision.allowed:
+            raise RateLimited(OVER_BUDGET, decision.retry_after).with_limit(decision)
+        return principal, decision.headers()
+
+    def with_cors_headers(self, send: Send, origin: str) -> Send:
+        """``send``, adding the CORS headers for ``origin`` to the response's start."""
+        extra = self.cors.response_headers(origin)
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        return send_with_cors
+
+    async def answer_preflight(self, send: Send, origin: str, request_id: str) -> None:
+        """``204`` to a CORS preflight from an allowed origin: no key needed, no limit taken
+        (browsers send preflights without credentials and cache the answer)."""
+        headers = [*self.cors.preflight_headers(origin), (b"request-id", request_id.encode())]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
 
     async def authenticate(self, scope: Scope) -> Principal:
         """The principal behind the request's bearer key, or 401."""

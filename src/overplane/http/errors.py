@@ -17,6 +17,7 @@
     ├── BodyTooLarge                413 body_too_large
     ├── ContentTypeUnsupported      415 content_type_unsupported
     ├── IdempotencyKeyReused        422 idempotency_error idempotency_key_reused
+    ├── RateLimited                 429 rate_limit_error rate_limited, with Retry-After
     ├── Unavailable                 503 api_error unavailable, with Retry-After
     └── InternalError               500 api_error internal_error
 
@@ -26,9 +27,12 @@ the project writes an error response, so every layer's errors look the same.
 
 from __future__ import annotations
 
+from typing import Self
+
 import msgspec
 
 from overplane.http.messages import Reply
+from overplane.limits import Decision
 
 
 class APIError(Exception):
@@ -50,8 +54,16 @@ class APIError(Exception):
         self.message = message
         self.param = param
         self.headers = headers or {}
+        #: The RateLimit-* headers of the bucket the request took from, if any.
+        self.limit_headers: tuple[tuple[str, str], ...] = ()
         if code is not None:
             self.code = code
+
+    def with_limit(self, decision: Decision | None) -> Self:
+        """This error, to be sent with ``decision``'s RateLimit-* headers (none for None)."""
+        if decision is not None:
+            self.limit_headers = decision.headers()
+        return self
 
 
 class InvalidRequest(APIError):
@@ -139,6 +151,17 @@ class ContentTypeUnsupported(APIError):
     code = "content_type_unsupported"
 
 
+class RateLimited(APIError):
+    """Over a key's budget, or too many failed authentications from one address."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
 class Unavailable(APIError):
     status = 503
     type = "api_error"
@@ -174,6 +197,7 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
     (413, "invalid_request_error", "body_too_large"),
     (415, "invalid_request_error", "content_type_unsupported"),
     (422, "idempotency_error", "idempotency_key_reused"),
+    (429, "rate_limit_error", "rate_limited"),
     (500, "api_error", "internal_error"),
     (503, "api_error", "unavailable"),
 )
