@@ -509,12 +509,8 @@ def test_a_client_burst_over_the_budget_never_fails_because_of_429(database_url:
     itself by Retry-After."""
     settings = {**SMALL, "rate_limit_test_per_second": 20.0, "rate_limit_test_burst": 10}
     with served_over_tcp(database_url, **settings) as base_url:
-        key = new_api_key()
         with in_process(database_url) as admin:
-            account = admin.new_account()
-            from overplane.auth import keys as auth_keys
-
-            _, key = admin.run(auth_keys.create_key, admin.app.db, account, "test")
+            key = admin.new_caller().key
         with Client(api_key=key, base_url=base_url) as client:
             created = client.appointments.create(**valid_body(APPOINTMENT))  # type: ignore[arg-type]
             failures: list[BaseException] = []
