@@ -52,12 +52,13 @@ SHARED_REDIS = os.environ.get("OVERPLANE_TEST_REDIS_URL", "redis://127.0.0.1:637
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 RATE_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 
-#: Small budgets: a test key's bucket holds 5 and refills 20 a second (one per 50 ms).
+#: Small budgets: a test key's bucket holds 5 and refills 4 a second (one per 250 ms, far
+#: longer than a test's few requests take, even on a busy machine).
 SMALL = {
     "rate_limit": True,
-    "rate_limit_test_per_second": 20.0,
+    "rate_limit_test_per_second": 4.0,
     "rate_limit_test_burst": 5,
-    "rate_limit_live_per_second": 40.0,
+    "rate_limit_live_per_second": 8.0,
     "rate_limit_live_burst": 8,
     "rate_limit_failed_auth_per_second": 2.0,
     "rate_limit_failed_auth_burst": 3,
@@ -205,7 +206,7 @@ def test_over_the_budget_is_429_rate_limited_with_retry_after(limited: Server) -
     # A write over the budget is refused before it does anything.
     body = valid_body(APPOINTMENT)
     assert_error(caller.post(APPOINTMENT.path, json=body), 429, "rate_limited")
-    time.sleep(0.12)  # two tokens at 20 a second
+    time.sleep(0.3)  # a token at 4 a second
     assert caller.get(APPOINTMENT.path).status_code == 200
 
 
@@ -372,7 +373,13 @@ def test_redis_buckets_are_one_budget_for_every_app_that_shares_redis(
     database_url: str, redis_prefix: str
 ) -> None:
     """Two applications (as two processes would) on one Redis spend one key's bucket."""
-    settings = {**SMALL, "redis_url": SHARED_REDIS, "redis_prefix": redis_prefix}
+    # Refilling one token every 2 s: none comes back while the test runs.
+    settings = {
+        **SMALL,
+        "rate_limit_test_per_second": 0.5,
+        "redis_url": SHARED_REDIS,
+        "redis_prefix": redis_prefix,
+    }
     with in_process(database_url, **settings) as one, in_process(database_url, **settings) as two:
         caller = one.new_caller()
         elsewhere = two.caller(caller.key, caller.account_name)
@@ -382,14 +389,15 @@ def test_redis_buckets_are_one_budget_for_every_app_that_shares_redis(
         assert statuses.count(200) == 5, statuses
         assert statuses[5:] == [429, 429, 429]
         refused = caller.get(APPOINTMENT.path)
-        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["retry-after"] == "2"
         assert limit_headers(refused)[:2] == (5, 0)
     stored = redis.Redis.from_url(SHARED_REDIS)
     try:
         keys = [k.decode() for k in stored.scan_iter(match=f"{redis_prefix}:*")]
         assert keys
         assert all(k.startswith(f"{redis_prefix}:key:") for k in keys)
-        assert 0 < stored.pttl(keys[0]) <= 2000  # idle buckets expire once full again
+        # An idle bucket expires once it would be full again (5 tokens at 0.5 a second), +1 s.
+        assert 0 < stored.pttl(keys[0]) <= 11_000
     finally:
         stored.close()
 
