@@ -20,6 +20,7 @@ the ``events`` section of ``docs/performance.md``.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import statistics
@@ -56,14 +57,30 @@ TARGET_RATIO = 0.80
 OPERATIONS = ("update", "create", "delete")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # After the command name: state is field 3, utime and stime fields 14 and 15 (proc(5)).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True, slots=True)
 class EventsRow:
-    """One write operation on one backend, with events on and off, paired run by run."""
+    """One write operation on one backend, with events on and off, paired run by run.
+
+    Besides req/s, each run records the server's CPU time per request: on a machine shared
+    with other work, req/s of a server pinned to one core falls whenever the core is lent
+    elsewhere, while the CPU time a request costs moves much less. The CPU ratio
+    (off / on) is what a dedicated core would give, if the server is CPU-bound.
+    """
 
     backend: str
     operation: str
     on: Summary
     off: Summary
+    #: Server CPU µs per request of each measured run, events on and off.
+    cpu_on: tuple[float, ...]
+    cpu_off: tuple[float, ...]
 
     @property
     def ratio(self) -> float:
@@ -73,27 +90,38 @@ class EventsRow:
         )
 
     @property
+    def cpu_ratio(self) -> float:
+        """The median of the pairs' CPU ratios: CPU per request without / with events."""
+        return statistics.median(b / a for a, b in zip(self.cpu_on, self.cpu_off, strict=True))
+
+    @property
     def failed(self) -> int:
         return self.on.failed + self.off.failed
 
 
 def paired_runs(
     bench: Bench, on: Server, off: Server, runs: dict[bool, list[Workload]]
-) -> tuple[Summary, Summary]:
+) -> tuple[Summary, Summary, dict[bool, tuple[float, ...]]]:
     """Warm both up (each side's first workload), then run the repetitions in pairs,
-    alternating which side goes first."""
+    alternating which side goes first; with each side's server CPU µs per request."""
     config = bench.config
     servers = {True: on, False: off}
     for events in (True, False):
         bench.run_once(servers[events], runs[events][0], config.warmup, None)
     measured: dict[bool, list[RunResult]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
     for repetition in range(config.repetitions):
         order = (True, False) if repetition % 2 == 0 else (False, True)
         for events in order:
             workload = runs[events][repetition + 1]
+            pids = servers[events].worker_pids()
+            before = sum(map(cpu_seconds, pids))
             result = bench.run_once(servers[events], workload, config.duration, None)
             measured[events].append(result)
-    return Summary(tuple(measured[True])), Summary(tuple(measured[False]))
+            spent = sum(map(cpu_seconds, pids)) - before
+            cpu[events].append(spent / max(result.requests, 1) * 1e6)
+    summaries = Summary(tuple(measured[True])), Summary(tuple(measured[False]))
+    return *summaries, {e: tuple(v) for e, v in cpu.items()}
 
 
 def measure_backend(bench: Bench, backend: str, database_url: str) -> list[EventsRow]:
@@ -128,13 +156,15 @@ def measure_backend(bench: Bench, backend: str, database_url: str) -> list[Event
                     True: bench.delete_workloads(on, APPOINTMENT, created[True]),
                     False: bench.delete_workloads(off, APPOINTMENT, created[False]),
                 }
-            with_events, without = paired_runs(bench, on, off, runs)
-            row = EventsRow(name, operation, with_events, without)
+            with_events, without, cpu = paired_runs(bench, on, off, runs)
+            row = EventsRow(name, operation, with_events, without, cpu[True], cpu[False])
             rows.append(row)
             flag = f"  FAILED {row.failed}" if row.failed else ""
             log(
                 f"events     {name:10} {operation:6} on {with_events.rps:8,.0f} req/s  "
-                f"off {without.rps:8,.0f} req/s  ratio {row.ratio:.2f}{flag}"
+                f"off {without.rps:8,.0f} req/s  ratio {row.ratio:.2f}  CPU µs/request "
+                f"{statistics.median(row.cpu_on):.0f} / {statistics.median(row.cpu_off):.0f}"
+                f"  CPU ratio {row.cpu_ratio:.2f}{flag}"
             )
     return rows
 
@@ -161,8 +191,9 @@ def table(rows: list[EventsRow]) -> list[str]:
     """The markdown table of the phase."""
     lines = [
         "| backend | operation | events on req/s | min – max | events off req/s | min – max "
-        "| on / off (median of pairs) | target ≥ 0.80 | p99 ms on / off | failed |",
-        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|",
+        "| on / off (median of pairs) | target ≥ 0.80 | server CPU µs/request on / off "
+        "| CPU ratio off / on | p99 ms on / off | failed |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
     for row in rows:
         on, off = row.on, row.off
@@ -172,7 +203,8 @@ def table(rows: list[EventsRow]) -> list[str]:
             f"| {row.backend} | {row.operation} | {on.rps:,.0f} "
             f"| {on.rps_min:,.0f} – {on.rps_max:,.0f} | {off.rps:,.0f} "
             f"| {off.rps_min:,.0f} – {off.rps_max:,.0f} | {row.ratio:.3f} | {verdict} "
-            f"| {on.p99_ms:.1f} / {off.p99_ms:.1f} | {row.failed} |"
+            f"| {statistics.median(row.cpu_on):.0f} / {statistics.median(row.cpu_off):.0f} "
+            f"| {row.cpu_ratio:.3f} | {on.p99_ms:.1f} / {off.p99_ms:.1f} | {row.failed} |"
         )
     return lines
 

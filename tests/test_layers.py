@@ -24,28 +24,43 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "overplane"
 
 #: What each part of the package may import of the project (besides itself). The top-level
-#: modules clock, rfc3339 and settings import nothing of the project, and anyone may use them.
-BASE = {"clock", "rfc3339", "settings"}
+#: modules clock, rfc3339, settings and errors (the API's error classes, which the pages and
+#: the shared validation raise too) import nothing of the project, and anyone may use them.
+BASE = {"clock", "rfc3339", "settings", "errors"}
 ALLOWED: dict[str, set[str]] = {
     "declarations": set(),
     "clock": set(),
     "rfc3339": set(),
     "settings": set(),
+    "errors": set(),
     "storage": {"declarations", *BASE},
+    # The checks of field values and list query strings, shared by the API (http/) and the
+    # dashboard (web/), which may not import each other: moved below both.
+    "validation": {"declarations", "storage", *BASE},
     "auth": {"storage", *BASE},
     # Objects and events as the API shows them: for the API, webhook bodies and the pages.
     "rendering": {"declarations", "storage", *BASE},
     # Token buckets, in process and in Redis: nothing of the project but the settings.
     "limits": {*BASE},
-    "web": {"declarations", "storage", "auth", "rendering", *BASE},
+    "web": {"declarations", "storage", "auth", "rendering", "validation", *BASE},
     # http/ validates webhook URLs with webhooks/addresses.py when endpoints are written.
-    "http": {"declarations", "storage", "auth", "rendering", "webhooks", "limits", *BASE},
+    "http": {
+        "declarations",
+        "storage",
+        "auth",
+        "rendering",
+        "validation",
+        "webhooks",
+        "limits",
+        *BASE,
+    },
     "webhooks": {"declarations", "storage", "rendering", *BASE},
     "cli": {
         "declarations",
         "storage",
         "auth",
         "rendering",
+        "validation",
         "http",
         "web",
         "webhooks",

@@ -52,11 +52,11 @@ from overplane.declarations import RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.http.bodies import MAX_BODY_BYTES
 from overplane.http.errors import ERROR_CODES
-from overplane.http.list_query import ListQueryParser
 from overplane.http.openapi import query_names
 from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import sqlite_path
+from overplane.validation.list_query import ListQueryParser
 from tests.helpers import NO_LIMITS, Caller, Server, valid_body
 
 JSONObject = dict[str, Any]

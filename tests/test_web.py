@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LANDING_LINKS = ["/docs", "/openapi.json", "/healthz", "/readyz"]
+LANDING_LINKS = ["/dashboard", "/docs", "/openapi.json", "/healthz", "/readyz"]
 UNLOCKED = re.compile(r"\bunlocked\b")
 LOCKED = re.compile(r"(^|\s)locked\b")
 # Collects Content-Security-Policy violations where the test can read them.
@@ -357,7 +357,7 @@ def test_landing_page_links_resolve_offline(
     assert [urlsplit(link).path for link in links] == LANDING_LINKS
     for link in links:
         assert urlsplit(link).netloc == traffic.host
-        assert httpx.get(link, timeout=10).status_code == 200, link
+        assert httpx.get(link, timeout=10, follow_redirects=True).status_code == 200, link
     page.get_by_role("link", name="Interactive documentation").click()
     page.locator('.opblock-summary-path[data-path="/api/crm/appointment"]').first.wait_for()
     assert page.evaluate("() => window.__cspViolations") == []

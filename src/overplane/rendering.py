@@ -9,6 +9,7 @@ import msgspec
 
 from overplane.declarations import READ_ONLY_KEYS, Resource
 from overplane.rfc3339 import format_ms
+from overplane.storage.calendar_feeds import StoredFeed
 from overplane.storage.events import StoredEvent
 from overplane.storage.objects import StoredObject
 from overplane.storage.webhooks import StoredAttempt, StoredEndpoint
@@ -146,3 +147,16 @@ def deleted(object_id: str) -> bytes:
 def encode(value: object) -> bytes:
     """Any JSON-able value as bytes."""
     return _encode(value)
+
+
+def calendar_feed(feed: StoredFeed, token: str | None = None) -> dict[str, Any]:
+    """A calendar feed as the API shows it; its token and URL only when it is made."""
+    shown: dict[str, Any] = {
+        "id": feed.id,
+        "created_at": format_ms(feed.created_at),
+        "description": feed.description,
+    }
+    if token is not None:
+        shown["token"] = token
+        shown["url"] = f"/calendar/{token}.ics"
+    return shown

@@ -235,6 +235,13 @@ class Settings:
         help="How long an `Idempotency-Key` is honoured (replayed) before it is forgotten "
         "and swept; clients expect at least 24.",
     )
+    dashboard_session_hours: int = setting(
+        12,
+        env="OVERPLANE_DASHBOARD_SESSION_HOURS",
+        parse=_parse_positive_int,
+        help="How long a dashboard sign-in lasts (`/dashboard`); signing out or revoking the "
+        "key ends it sooner.",
+    )
     tombstone_ttl_days: int = setting(
         30,
         env="OVERPLANE_TOMBSTONE_TTL_DAYS",

@@ -31,6 +31,7 @@ from overplane.client.namespaces import IsNull, Range, RangeOrNull
 from overplane.client.objects import (
     APIObject,
     AsyncPage,
+    CalendarFeed,
     Deleted,
     Event,
     Page,
@@ -55,6 +56,7 @@ __all__ = [
     "AsyncClient",
     "AsyncPage",
     "AuthenticationError",
+    "CalendarFeed",
     "Client",
     "ConflictError",
     "Deleted",

@@ -4,7 +4,8 @@ Both build the same :class:`~overplane.client.calls.Call` objects and run the sa
 :func:`~overplane.client.calls.exchange` (retries, errors, parsing); they differ only in how
 they wait: a blocking send and ``time.sleep``, or ``await``. Their namespaces are derived from
 the declarations: one per resource (``client.appointments``, ``client.party_links``, and any
-resource a deployment declares), plus ``client.events`` and ``client.webhook_endpoints``.
+resource a deployment declares), plus ``client.events``, ``client.webhook_endpoints`` and
+``client.calendar_feeds``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from overplane import __version__
 from overplane.client.calls import Call, RetryPolicy, Wait, exchange
 from overplane.client.errors import OverplaneError
 from overplane.client.namespaces import (
+    AsyncCalendarFeeds,
     AsyncEvents,
     AsyncResources,
     AsyncWebhookEndpoints,
+    CalendarFeeds,
     Events,
     Resources,
     WebhookEndpoints,
@@ -153,6 +156,7 @@ class Client(ResourceNamespaces):
         self._http = http_client or httpx.Client()
         self.events = Events(self)
         self.webhook_endpoints = WebhookEndpoints(self)
+        self.calendar_feeds = CalendarFeeds(self)
         for resource in RESOURCES:
             generated = GENERATED.get(resource.path)
             namespace: Any = (
@@ -243,6 +247,7 @@ class AsyncClient(AsyncResourceNamespaces):
         self._http = http_client or httpx.AsyncClient()
         self.events = AsyncEvents(self)
         self.webhook_endpoints = AsyncWebhookEndpoints(self)
+        self.calendar_feeds = AsyncCalendarFeeds(self)
         for resource in RESOURCES:
             generated = GENERATED.get(resource.path)
             namespace: Any = (

@@ -21,6 +21,7 @@ from overplane.client.calls import NOT_GIVEN, Call, NotGiven, given, list_params
 from overplane.client.objects import (
     APIObject,
     AsyncPage,
+    CalendarFeed,
     Deleted,
     Event,
     ListRequest,
@@ -590,3 +591,117 @@ class AsyncWebhookEndpoints(WebhookEndpointCalls):
         path = object_path(self.path, id, "attempts")
         request = self._list_request(path, limit, offset, starting_after, ending_before)
         return await self._client.list_page(request, WebhookAttempt)
+
+
+# --- calendar feeds ---------------------------------------------------------------------------
+
+
+class CalendarFeedCalls:
+    """The calls of ``/api/crm/calendar-feeds``."""
+
+    path = "/api/crm/calendar-feeds"
+    OPERATIONS: ClassVar[Operations] = {
+        ("GET", ""): "list",
+        ("POST", ""): "create",
+        ("GET", "/{id}"): "retrieve",
+        ("DELETE", "/{id}"): "delete",
+    }
+
+    def _create_call(
+        self, description: str | NotGiven | None, idempotency_key: str | None
+    ) -> Call[CalendarFeed]:
+        return new_call(
+            "POST",
+            self.path,
+            CalendarFeed.from_json,
+            payload=given({"description": description}),
+            idempotency_key=idempotency_key,
+        )
+
+    def _retrieve_call(self, feed_id: str) -> Call[CalendarFeed]:
+        return new_call("GET", object_path(self.path, feed_id), CalendarFeed.from_json)
+
+    def _delete_call(self, feed_id: str, idempotency_key: str | None) -> Call[Deleted]:
+        path = object_path(self.path, feed_id)
+        return new_call("DELETE", path, Deleted.from_json, idempotency_key=idempotency_key)
+
+    def _list_request(
+        self,
+        limit: int | None,
+        offset: int | None,
+        starting_after: str | None,
+        ending_before: str | None,
+    ) -> ListRequest:
+        return list_request(self.path, limit, offset, starting_after, ending_before, {})
+
+
+class CalendarFeeds(CalendarFeedCalls):
+    """``client.calendar_feeds``: iCalendar feeds of appointments for calendar apps."""
+
+    def __init__(self, client: Sender) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        description: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+    ) -> CalendarFeed:
+        """A new feed; the result's ``token`` and ``url`` are shown only this once."""
+        return self._client.send(self._create_call(description, idempotency_key))
+
+    def retrieve(self, id: str, /) -> CalendarFeed:
+        """One feed (without its token)."""
+        return self._client.send(self._retrieve_call(id))
+
+    def delete(self, id: str, /, *, idempotency_key: str | None = None) -> Deleted:
+        """Delete the feed: its URL answers 404 from now on."""
+        return self._client.send(self._delete_call(id, idempotency_key))
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> Page[CalendarFeed]:
+        """A page of feeds, newest first."""
+        request = self._list_request(limit, offset, starting_after, ending_before)
+        return self._client.list_page(request, CalendarFeed)
+
+
+class AsyncCalendarFeeds(CalendarFeedCalls):
+    """``client.calendar_feeds`` of :class:`~overplane.client.AsyncClient`."""
+
+    def __init__(self, client: AsyncSender) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        description: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+    ) -> CalendarFeed:
+        """See :meth:`CalendarFeeds.create`."""
+        return await self._client.send(self._create_call(description, idempotency_key))
+
+    async def retrieve(self, id: str, /) -> CalendarFeed:
+        """See :meth:`CalendarFeeds.retrieve`."""
+        return await self._client.send(self._retrieve_call(id))
+
+    async def delete(self, id: str, /, *, idempotency_key: str | None = None) -> Deleted:
+        """See :meth:`CalendarFeeds.delete`."""
+        return await self._client.send(self._delete_call(id, idempotency_key))
+
+    async def list(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> AsyncPage[CalendarFeed]:
+        """See :meth:`CalendarFeeds.list`."""
+        request = self._list_request(limit, offset, starting_after, ending_before)
+        return await self._client.list_page(request, CalendarFeed)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 __all__ = [
     "APIObject",
     "AsyncPage",
+    "CalendarFeed",
     "Deleted",
     "Event",
     "Page",
@@ -133,6 +134,18 @@ class WebhookEndpoint(APIObject):
     enabled_events: list[str]
     disabled: bool
     secret: str
+
+
+class CalendarFeed(APIObject):
+    """An iCalendar feed of appointments. ``token`` and ``url`` are present only on create."""
+
+    __slots__ = ()
+    OBJECT = "calendar_feed"
+    id: str
+    created_at: str
+    description: str | None
+    token: str
+    url: str
 
 
 class WebhookAttempt(APIObject):

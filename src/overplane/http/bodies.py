@@ -1,10 +1,10 @@
-"""Request bodies: read within the size cap, check the content type, decode, validate.
+"""Request bodies: read within the size cap, check the content type, decode.
 
-Validation walks the resource's declared fields, so every rule (string or null, non-blank
-required fields, maximum length, unknown fields) comes from the declaration and every error
-names the field at fault. JSON decoding is msgspec's; we check the decoded values ourselves
-rather than through a generated msgspec Struct because the contract distinguishes error codes
-(missing, unknown, invalid) and fields that a Struct's single error message does not.
+The decoded fields are then checked by :func:`overplane.validation.fields.validate_fields`
+(re-exported here), which the dashboard's forms use too. JSON decoding is msgspec's; we check
+the decoded values ourselves rather than through a generated msgspec Struct because the
+contract distinguishes error codes (missing, unknown, invalid) and fields that a Struct's
+single error message does not.
 """
 
 from __future__ import annotations
@@ -14,16 +14,11 @@ from typing import Any
 
 import msgspec
 
-from overplane.declarations import READ_ONLY_KEYS, Resource
-from overplane.http.errors import (
-    BodyInvalid,
-    BodyTooLarge,
-    ContentTypeUnsupported,
-    ParameterInvalid,
-    ParameterMissing,
-    ParameterUnknown,
-)
+from overplane.http.errors import BodyInvalid, BodyTooLarge, ContentTypeUnsupported
 from overplane.http.messages import ApiRequest
+from overplane.validation.fields import validate_fields
+
+__all__ = ["MAX_BODY_BYTES", "check_content_type", "decode_object", "read_body", "validate_fields"]
 
 #: The contract's cap on a request body.
 MAX_BODY_BYTES = 1_048_576
@@ -106,65 +101,3 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BodyInvalid("The request body must be a JSON object.")
     return payload
-
-
-def _check_value(resource: Resource, name: str, value: object, *, required: bool) -> str | None:
-    if value is None:
-        if required:
-            raise ParameterInvalid(f"{name} is required and cannot be null.", param=name)
-        return None
-    if not isinstance(value, str):
-        kind = type(value).__name__ if not isinstance(value, bool) else "boolean"
-        kind = {"int": "number", "Decimal": "number", "list": "array", "dict": "object"}.get(
-            kind, kind
-        )
-        raise ParameterInvalid(f"{name} must be a string or null, not a {kind}.", param=name)
-    field = resource.fields_by_name[name]
-    if len(value) > field.max_length:
-        raise ParameterInvalid(
-            f"{name} must be at most {field.max_length} characters long.", param=name
-        )
-    if required and not value.strip():
-        raise ParameterInvalid(f"{name} is required and cannot be blank.", param=name)
-    # Neither backend can store these the same way: PostgreSQL rejects NUL in text, and a lone
-    # surrogate (from a \ud800 escape) is not encodable as UTF-8 at all.
-    if "\x00" in value:
-        raise ParameterInvalid(f"{name} must not contain NUL characters.", param=name)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ParameterInvalid(
-            f"{name} must not contain unpaired surrogates.", param=name
-        ) from None
-    return value
-
-
-def _known_values(resource: Resource, payload: dict[str, Any]) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for key, value in payload.items():
-        if key in resource.fields_by_name:
-            values[key] = value
-        elif key not in READ_ONLY_KEYS:  # sent back from a fetched object: ignored
-            raise ParameterUnknown(f"Received unknown parameter: {key}.", param=key)
-    return values
-
-
-def validate_fields(
-    resource: Resource, payload: dict[str, Any], *, partial: bool
-) -> dict[str, str | None]:
-    """The checked field values of a create, or of a partial update (``partial=True``).
-
-    A create must send every required field as a non-blank string. An update sends only the
-    fields it changes; ``null`` clears a field, except a required one.
-    """
-    values = _known_values(resource, payload)
-    if not partial:
-        for field in resource.required_fields:
-            if field.name not in values:
-                raise ParameterMissing(
-                    f"Missing required parameter: {field.name}.", param=field.name
-                )
-    return {
-        name: _check_value(resource, name, value, required=resource.fields_by_name[name].required)
-        for name, value in values.items()
-    }

@@ -1,206 +1,60 @@
-"""Every error the API can return, as one exception hierarchy rendered in one place.
-
-::
-
-    APIError                        any error response; carries status, type, code, param
-    ├── InvalidRequest              400 invalid_request_error
-    │   ├── ParameterMissing        400 parameter_missing
-    │   ├── ParameterUnknown        400 parameter_unknown
-    │   ├── ParameterInvalid        400 parameter_invalid
-    │   └── BodyInvalid             400 body_invalid
-    ├── AuthenticationFailed        401 authentication_error (api_key_missing, api_key_invalid)
-    ├── ResourceMissing             404 resource_missing
-    ├── RouteMissing                404 route_missing
-    ├── MethodNotAllowed            405 method_not_allowed, with Allow
-    ├── IdempotencyKeyInUse         409 idempotency_error idempotency_key_in_use
-    ├── PreconditionFailed          412 precondition_failed
-    ├── BodyTooLarge                413 body_too_large
-    ├── ContentTypeUnsupported      415 content_type_unsupported
-    ├── IdempotencyKeyReused        422 idempotency_error idempotency_key_reused
-    ├── RateLimited                 429 rate_limit_error rate_limited, with Retry-After
-    ├── Unavailable                 503 api_error unavailable, with Retry-After
-    └── InternalError               500 api_error internal_error
+"""The contract's error responses: every error of :mod:`overplane.errors`, rendered here.
 
 Handlers raise; :func:`error_body` turns an error into the contract's JSON. Nothing else in
-the project writes an error response, so every layer's errors look the same.
+the project writes an error response, so every layer's errors look the same. The classes are
+re-exported so that ``from overplane.http.errors import ParameterInvalid`` keeps working.
 """
 
 from __future__ import annotations
 
-from typing import Self
-
 import msgspec
 
-from overplane.http.messages import Reply
-from overplane.limits import Decision
-
-
-class APIError(Exception):
-    """An error response: HTTP status, error type and code, a message, maybe a parameter."""
-
-    status = 500
-    type = "api_error"
-    code = "internal_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.headers = headers or {}
-        #: The RateLimit-* headers of the bucket the request took from, if any.
-        self.limit_headers: tuple[tuple[str, str], ...] = ()
-        if code is not None:
-            self.code = code
-
-    def with_limit(self, decision: Decision | None) -> Self:
-        """This error, to be sent with ``decision``'s RateLimit-* headers (none for None)."""
-        if decision is not None:
-            self.limit_headers = decision.headers()
-        return self
-
-
-class InvalidRequest(APIError):
-    status = 400
-    type = "invalid_request_error"
-    code = "parameter_invalid"
-
-
-class ParameterMissing(InvalidRequest):
-    code = "parameter_missing"
-
-
-class ParameterUnknown(InvalidRequest):
-    code = "parameter_unknown"
-
-
-class ParameterInvalid(InvalidRequest):
-    code = "parameter_invalid"
-
-
-class BodyInvalid(InvalidRequest):
-    code = "body_invalid"
-
-
-class AuthenticationFailed(APIError):
-    status = 401
-    type = "authentication_error"
-    code = "api_key_invalid"
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
-
-
-class ResourceMissing(APIError):
-    status = 404
-    type = "invalid_request_error"
-    code = "resource_missing"
-
-
-class RouteMissing(APIError):
-    status = 404
-    type = "invalid_request_error"
-    code = "route_missing"
-
-
-class MethodNotAllowed(APIError):
-    status = 405
-    type = "invalid_request_error"
-    code = "method_not_allowed"
-
-    def __init__(self, method: str, allowed: list[str]) -> None:
-        super().__init__(
-            f"{method} is not allowed here; allowed: {', '.join(allowed)}",
-            headers={"Allow": ", ".join(allowed)},
-        )
-
-
-class IdempotencyKeyInUse(APIError):
-    status = 409
-    type = "idempotency_error"
-    code = "idempotency_key_in_use"
-
-
-class PreconditionFailed(APIError):
-    status = 412
-    type = "invalid_request_error"
-    code = "precondition_failed"
-
-
-class IdempotencyKeyReused(APIError):
-    status = 422
-    type = "idempotency_error"
-    code = "idempotency_key_reused"
-
-
-class BodyTooLarge(APIError):
-    status = 413
-    type = "invalid_request_error"
-    code = "body_too_large"
-
-
-class ContentTypeUnsupported(APIError):
-    status = 415
-    type = "invalid_request_error"
-    code = "content_type_unsupported"
-
-
-class RateLimited(APIError):
-    """Over a key's budget, or too many failed authentications from one address."""
-
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after_seconds: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
-
-
-class Unavailable(APIError):
-    status = 503
-    type = "api_error"
-    code = "unavailable"
-
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(
-            "The service is temporarily unavailable; retry the request shortly.",
-            headers={"Retry-After": str(retry_after_seconds)},
-        )
-
-
-class InternalError(APIError):
-    """An unexpected failure; its message never carries a stack trace or SQL."""
-
-    def __init__(self) -> None:
-        super().__init__("An internal error occurred; the request id identifies it in our logs.")
-
-
-#: Every (status, type, code) the API can return; docs/errors.md must list each code.
-ERROR_CODES: tuple[tuple[int, str, str], ...] = (
-    (400, "invalid_request_error", "parameter_missing"),
-    (400, "invalid_request_error", "parameter_unknown"),
-    (400, "invalid_request_error", "parameter_invalid"),
-    (400, "invalid_request_error", "body_invalid"),
-    (401, "authentication_error", "api_key_missing"),
-    (401, "authentication_error", "api_key_invalid"),
-    (404, "invalid_request_error", "resource_missing"),
-    (404, "invalid_request_error", "route_missing"),
-    (405, "invalid_request_error", "method_not_allowed"),
-    (409, "idempotency_error", "idempotency_key_in_use"),
-    (412, "invalid_request_error", "precondition_failed"),
-    (413, "invalid_request_error", "body_too_large"),
-    (415, "invalid_request_error", "content_type_unsupported"),
-    (422, "idempotency_error", "idempotency_key_reused"),
-    (429, "rate_limit_error", "rate_limited"),
-    (500, "api_error", "internal_error"),
-    (503, "api_error", "unavailable"),
+from overplane.errors import (
+    ERROR_CODES,
+    APIError,
+    AuthenticationFailed,
+    BodyInvalid,
+    BodyTooLarge,
+    ContentTypeUnsupported,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ParameterInvalid,
+    ParameterMissing,
+    ParameterUnknown,
+    PreconditionFailed,
+    RateLimited,
+    ResourceMissing,
+    RouteMissing,
+    Unavailable,
 )
+from overplane.http.messages import Reply
+
+__all__ = [
+    "ERROR_CODES",
+    "APIError",
+    "AuthenticationFailed",
+    "BodyInvalid",
+    "BodyTooLarge",
+    "ContentTypeUnsupported",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyReused",
+    "InternalError",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "ParameterInvalid",
+    "ParameterMissing",
+    "ParameterUnknown",
+    "PreconditionFailed",
+    "RateLimited",
+    "ResourceMissing",
+    "RouteMissing",
+    "Unavailable",
+    "error_body",
+    "error_response",
+]
 
 
 def error_response(error: APIError, request_id: str) -> Reply:

@@ -8,13 +8,13 @@ from typing import ClassVar
 from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.http.errors import ParameterInvalid, ParameterUnknown, ResourceMissing
-from overplane.http.list_query import EventQueryParser
 from overplane.http.messages import ApiRequest, Reply
 from overplane.http.routes import Endpoint, json_object, list_reply, reject_query
 from overplane.rendering import EventRenderer, encode
 from overplane.storage.events import EventStore, StoredEvent
 from overplane.storage.listing import Page
 from overplane.storage.webhooks import DeliveryStore, EndpointStore
+from overplane.validation.list_query import EventQueryParser
 
 
 class EventEndpoint(Endpoint):

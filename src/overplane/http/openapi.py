@@ -12,7 +12,7 @@ from typing import Any
 from overplane import __version__
 from overplane.declarations import RESOURCES, Resource
 from overplane.http.errors import ERROR_CODES
-from overplane.http.list_query import (
+from overplane.validation.list_query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     RANGE_OPERATORS,
@@ -907,6 +907,142 @@ def _webhook_endpoint_paths() -> dict[str, JSONObject]:
     }
 
 
+def _calendar_feed_schemas() -> dict[str, JSONObject]:
+    shown: JSONObject = {
+        "id": {"type": "string", "pattern": "^calfeed_"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "description": {"type": ["string", "null"]},
+    }
+    listed = {
+        "data": {"type": "array"},
+        "has_more": {"type": "boolean"},
+        "total": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "CalendarFeed": {
+            "type": "object",
+            "properties": shown,
+            "required": list(shown),
+            "additionalProperties": False,
+        },
+        "CalendarFeedWithToken": {
+            "type": "object",
+            "description": "As made, on create: the only time the token and URL are shown.",
+            "properties": {
+                **shown,
+                "token": {"type": "string", "pattern": "^calt_"},
+                "url": {
+                    "type": "string",
+                    "pattern": "^/calendar/calt_.*[.]ics$",
+                    "description": "The feed's path on this server (iCalendar, RFC 5545), "
+                    "for a calendar app to subscribe to; no header is needed.",
+                },
+            },
+            "required": [*shown, "token", "url"],
+            "additionalProperties": False,
+        },
+        "CalendarFeedCreateRequest": {
+            "type": "object",
+            "properties": {
+                "id": {"description": "Ignored when sent."},
+                "created_at": {"description": "Ignored when sent."},
+                "description": {"type": ["string", "null"], "maxLength": 1000, "pattern": NO_NUL},
+            },
+            "additionalProperties": False,
+        },
+        "CalendarFeedList": {
+            "type": "object",
+            "properties": {**listed, "data": {"type": "array", "items": _ref("CalendarFeed")}},
+            "required": list(listed),
+            "additionalProperties": False,
+        },
+    }
+
+
+def _calendar_feed_paths() -> dict[str, JSONObject]:
+    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    with_404 = errors | {"404": _error_response(404)}
+    with_body = {"413": _error_response(413), "415": _error_response(415)}
+    idempotent = {"409": _error_response(409), "422": _error_response(422)}
+    idempotency_key = {"$ref": "#/components/parameters/Idempotency-Key"}
+    id_parameter = _id_parameter("calendar feed")
+    tag = ["Calendar feeds"]
+    example = {
+        "id": "calfeed_0VqAbc123",
+        "created_at": "2024-01-15T09:30:00.000Z",
+        "description": "Front desk",
+    }
+    with_token = {**example, "token": "calt_0VqAbc123", "url": "/calendar/calt_0VqAbc123.ics"}
+    base = "/api/crm/calendar-feeds"
+    return {
+        base: {
+            "get": {
+                "operationId": "listCalendarFeeds",
+                "summary": "List all calendar feeds",
+                "tags": tag,
+                "parameters": _page_parameters("calendar feed", "feeds"),
+                "responses": {
+                    "200": _success(
+                        "A page of feeds.",
+                        _ref("CalendarFeedList"),
+                        {"data": [example], "has_more": False, "total": 1},
+                    ),
+                    **errors,
+                },
+            },
+            "post": {
+                "operationId": "createCalendarFeed",
+                "summary": "Create a calendar feed",
+                "description": "The response holds the feed's token and URL: they are never "
+                "shown again. The feed shows the appointments of this key's account and mode "
+                "whose scheduled_time is an RFC 3339 date-time. The body may be empty.",
+                "tags": tag,
+                "parameters": [idempotency_key],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("CalendarFeedCreateRequest")}},
+                },
+                "responses": {
+                    "201": _success(
+                        "The new feed, with its token and URL.",
+                        _ref("CalendarFeedWithToken"),
+                        with_token,
+                    ),
+                    **errors,
+                    **with_body,
+                    **idempotent,
+                },
+            },
+        },
+        base + "/{id}": {
+            "get": {
+                "operationId": "retrieveCalendarFeed",
+                "summary": "Retrieve a calendar feed",
+                "tags": tag,
+                "parameters": [id_parameter],
+                "responses": {
+                    "200": _success("The feed.", _ref("CalendarFeed"), example),
+                    **with_404,
+                },
+            },
+            "delete": {
+                "operationId": "deleteCalendarFeed",
+                "summary": "Delete a calendar feed",
+                "description": "Revokes its token: the feed's URL answers 404 from now on.",
+                "tags": tag,
+                "parameters": [id_parameter, idempotency_key],
+                "responses": {
+                    "200": _success(
+                        "Deleted.", _ref("Deleted"), {"id": example["id"], "deleted": True}
+                    ),
+                    **with_404,
+                    **idempotent,
+                },
+            },
+        },
+    }
+
+
 def _webhooks() -> JSONObject:
     """OpenAPI 3.1's top-level ``webhooks``: what a webhook endpoint receives, per type."""
     hooks: JSONObject = {}
@@ -1012,8 +1148,8 @@ def document() -> JSONObject:
     for resource in RESOURCES:
         schemas |= _schemas(resource)
         paths |= _paths(resource)
-    schemas |= _event_schemas() | _webhook_endpoint_schemas()
-    paths |= _event_paths() | _webhook_endpoint_paths()
+    schemas |= _event_schemas() | _webhook_endpoint_schemas() | _calendar_feed_schemas()
+    paths |= _event_paths() | _webhook_endpoint_paths() | _calendar_feed_paths()
     paths["/healthz"] = _health_path("Liveness", "The process is up.")
     paths["/readyz"] = _health_path("Readiness", "The database answers; 503 when it does not.")
     return {
@@ -1036,6 +1172,11 @@ def document() -> JSONObject:
             {
                 "name": "Webhook endpoints",
                 "description": "Where events are sent, signed (docs/webhooks.md).",
+            },
+            {
+                "name": "Calendar feeds",
+                "description": "iCalendar feeds of appointments for calendar apps "
+                "(docs/dashboard.md).",
             },
         ],
         "paths": paths,

@@ -30,7 +30,6 @@ from overplane.http.errors import (
     ResourceMissing,
     RouteMissing,
 )
-from overplane.http.list_query import ListQueryParser, QueryParser
 from overplane.http.messages import ApiRequest, Reply
 from overplane.http.preconditions import IfMatch, etag, if_match, if_none_match_hits
 from overplane.storage.database import Database, Executor
@@ -38,6 +37,7 @@ from overplane.storage.events import EventOrigin
 from overplane.storage.listing import CursorNotFound, ListQuery, Page
 from overplane.storage.objects import ObjectStore, StoredObject
 from overplane.storage.tenant import Tenant
+from overplane.validation.list_query import ListQueryParser, QueryParser
 
 Handler = Callable[[ApiRequest], Awaitable[Reply]]
 T = TypeVar("T")

@@ -20,7 +20,6 @@ from overplane.http.errors import (
     ParameterUnknown,
     ResourceMissing,
 )
-from overplane.http.list_query import EventQueryParser, QueryParser
 from overplane.http.messages import ApiRequest, Reply
 from overplane.http.routes import Endpoint, json_object, list_reply, reject_query
 from overplane.rendering import deleted, encode, page, webhook_attempt, webhook_endpoint
@@ -29,6 +28,7 @@ from overplane.storage.ids import new_random_token
 from overplane.storage.listing import ListQuery, Page
 from overplane.storage.tenant import Tenant
 from overplane.storage.webhooks import DeliveryStore, EndpointStore, StoredAttempt, StoredEndpoint
+from overplane.validation.list_query import EventQueryParser, QueryParser
 from overplane.webhooks.addresses import check_url_syntax
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)

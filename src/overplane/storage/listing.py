@@ -66,7 +66,15 @@ class Compare:
     bound: int
 
 
-Condition = Equals | IsNull | OneOf | Compare
+@dataclass(frozen=True, slots=True)
+class Unset:
+    """An integer column (a ``…__us`` column) holds no value: a time field's value that is
+    not an RFC 3339 date-time."""
+
+    column: str
+
+
+Condition = Equals | IsNull | OneOf | Compare | Unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,8 @@ def condition_sql(condition: Condition) -> tuple[str, list[Any]]:
         return f"{condition.column} IN ({', '.join('?' * len(condition.values))})", list(
             condition.values
         )
+    if isinstance(condition, Unset):
+        return f"{condition.column} IS NULL", []
     return f"{condition.column} {condition.operator} ?", [condition.bound]
 
 

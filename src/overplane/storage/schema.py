@@ -200,6 +200,36 @@ webhook_attempts = sa.Table(
 )
 
 
+#: Calendar feeds (``storage/calendar_feeds.py``): a calendar app reaches an account's
+#: appointments in one mode by a long random token in the URL, since it cannot send headers.
+#: Only the token's SHA-256 is kept. The token index is not unique (a unique key must lead
+#: with account_id, see the module docstring): 256 random bits never collide.
+calendar_feeds = sa.Table(
+    "calendar_feeds",
+    metadata,
+    *listed_columns(),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=True),
+    list_index("calendar_feeds"),
+    sa.Index("ix_calendar_feeds_token_hash", "token_hash"),
+)
+
+#: Dashboard sign-ins (``storage/sessions.py``): the browser holds a random token in an
+#: HttpOnly cookie; the server keeps its SHA-256 and the API key it was opened with (by id:
+#: the secret itself is never stored), so revoking that key ends the session too.
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
+    sa.Index("ix_dashboard_sessions_token_hash", "token_hash"),
+)
+
+
 def time_column(field_name: str) -> str:
     """The column holding a time-range field's RFC 3339 value in epoch microseconds."""
     return f"{field_name}__us"
@@ -249,3 +279,4 @@ object_tables: dict[str, sa.Table] = {r.name: object_table(r) for r in RESOURCES
 COUNTED_TABLES: dict[str, bool] = {name: True for name in (t.name for t in object_tables.values())}
 COUNTED_TABLES["events"] = False
 COUNTED_TABLES["webhook_endpoints"] = True
+COUNTED_TABLES["calendar_feeds"] = True

@@ -10,7 +10,9 @@ Parameters (see docs/api.md, "Lists"):
   ``gte``, ``lt``, ``lte``, with an RFC 3339 date-time.
 
 Anything else is a 400 naming the parameter: unknown names and operators are
-``parameter_unknown``, malformed values ``parameter_invalid``.
+``parameter_unknown``, malformed values ``parameter_invalid``. The API's lists and the
+dashboard's list pages parse their query strings here alike, so they take the same filters
+and say the same things about bad ones.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from overplane.declarations import Resource
-from overplane.http.errors import ParameterInvalid, ParameterUnknown
+from overplane.errors import ParameterInvalid, ParameterUnknown
 from overplane.rfc3339 import parse_ns
 from overplane.storage.listing import Compare, Condition, Equals, IsNull, ListQuery, OneOf
 from overplane.storage.schema import time_column
