@@ -14,7 +14,9 @@ above what wrk can send (10⁹ a second), so every request takes a token and non
 rounds of ``BENCH_DURATION`` s runs of each server, the order rotating from round to round; the
 ratio is the median of the rounds' ratios (limited / off). Redis is on the same machine and its
 CPU is not pinned: it competes with the server and wrk for the two cores, as it would not on a
-host of its own. Knobs are ``bench/run.py``'s; the result replaces the ``limits`` section of
+host of its own. Beside req/s, each run's CPU time per request, of the server process and of
+Redis (from /proc), is recorded, and the medians are reported: CPU time is far less disturbed
+by a busy shared machine than the throughput of a pinned server is. Knobs are ``bench/run.py``'s; the result replaces the ``limits`` section of
 ``docs/performance.md``.
 """
 
@@ -34,6 +36,7 @@ from pathlib import Path
 import redis
 
 from bench import report
+from bench.events import cpu_seconds
 from bench.loadgen import RunResult, Workload
 from bench.report import Summary
 from bench.run import (
@@ -60,12 +63,25 @@ ARMS = ("off", "in process", "Redis")
 
 
 @dataclass(frozen=True, slots=True)
+class Measured:
+    """One run and the CPU time it cost per request: the server's and Redis's (µs)."""
+
+    result: RunResult
+    server_us: float
+    redis_us: float
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsRow:
     """Retrieve with the limiter in one place, against limits off, round by round."""
 
     arm: str
     limited: Summary
     off: Summary
+    #: Median CPU µs per request, limited and off: the server process's, and Redis's.
+    server_us: float
+    off_server_us: float
+    redis_us: float
 
     @property
     def ratio(self) -> float:
@@ -93,7 +109,8 @@ def run_phase(bench: Bench) -> list[LimitsRow]:
             "OVERPLANE_REDIS_PREFIX": prefix,
         },
     }
-    measured: dict[str, list[RunResult]] = {arm: [] for arm in ARMS}
+    measured: dict[str, list[Measured]] = {arm: [] for arm in ARMS}
+    redis_pid = _redis_pid()
     try:
         with (
             bench.overplane("limits-off", database_url, extra_env=envs["off"]) as off,
@@ -109,8 +126,13 @@ def run_phase(bench: Bench) -> list[LimitsRow]:
             for repetition in range(config.repetitions):
                 shift = repetition % len(ARMS)
                 for arm in ARMS[shift:] + ARMS[:shift]:
+                    (pid,) = servers[arm].worker_pids()
+                    server_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
                     result = bench.run_once(servers[arm], retrieve, config.duration, None)
-                    measured[arm].append(result)
+                    requests = max(1, result.requests)
+                    server_us = (cpu_seconds(pid) - server_before) / requests * 1e6
+                    redis_us = (cpu_seconds(redis_pid) - redis_before) / requests * 1e6
+                    measured[arm].append(Measured(result, server_us, redis_us))
     finally:
         client = redis.Redis.from_url(REDIS_URL)
         try:
@@ -121,30 +143,60 @@ def run_phase(bench: Bench) -> list[LimitsRow]:
             log(f"limits: could not clean the Redis keys under {prefix}: {exc}")
         finally:
             client.close()
-    off_summary = Summary(tuple(measured["off"]))
-    rows = [LimitsRow(arm, Summary(tuple(measured[arm])), off_summary) for arm in ARMS]
+
+    def summary(arm: str) -> Summary:
+        return Summary(tuple(m.result for m in measured[arm]))
+
+    def median_us(arm: str, redis_side: bool = False) -> float:
+        return statistics.median(m.redis_us if redis_side else m.server_us for m in measured[arm])
+
+    rows = [
+        LimitsRow(
+            arm,
+            summary(arm),
+            summary("off"),
+            median_us(arm),
+            median_us("off"),
+            median_us(arm, redis_side=True),
+        )
+        for arm in ARMS
+    ]
     for row in rows:
         flag = f"  FAILED {row.failed}" if row.failed else ""
         log(
             f"limits     {row.arm:10} retrieve {row.limited.rps:8,.0f} req/s  "
-            f"off {row.off.rps:8,.0f} req/s  ratio {row.ratio:.3f}{flag}"
+            f"off {row.off.rps:8,.0f} req/s  ratio {row.ratio:.3f}  "
+            f"server CPU {row.server_us:.0f} µs/request (off {row.off_server_us:.0f}), "
+            f"Redis CPU {row.redis_us:.0f} µs/request{flag}"
         )
     return rows
+
+
+def _redis_pid() -> int:
+    """The Redis server's process id (its CPU time is read from /proc, as the server's)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        pid: int = client.info("server")["process_id"]
+        return pid
+    finally:
+        client.close()
 
 
 def table(rows: list[LimitsRow]) -> list[str]:
     """The markdown table of the phase."""
     lines = [
         "| limiter | retrieve req/s | min – max | limits off req/s | limited / off "
-        "(median of rounds) | cost per request (µs, from the medians) | p50 / p99 ms | failed |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "(median of rounds) | server CPU µs per request (off) | its cost | Redis CPU µs "
+        "per request | p50 / p99 ms | failed |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         limited, off = row.limited, row.off
-        cost = (1 / limited.rps - 1 / off.rps) * 1e6
+        cost = row.server_us - row.off_server_us
         lines.append(
             f"| {row.arm} | {limited.rps:,.0f} | {limited.rps_min:,.0f} – {limited.rps_max:,.0f} "
-            f"| {off.rps:,.0f} | {row.ratio:.3f} | {cost:+.0f} "
+            f"| {off.rps:,.0f} | {row.ratio:.3f} | {row.server_us:.0f} ({row.off_server_us:.0f}) "
+            f"| {cost:+.0f} | {row.redis_us:.1f} "
             f"| {limited.p50_ms:.2f} / {limited.p99_ms:.2f} | {row.failed} |"
         )
     return lines

@@ -255,7 +255,9 @@ class OverplaneApp:
             # "/api/" is folded to "/api" above, and it is an /api path like any other.
             elif path == "/api" or path.startswith("/api/"):
                 if self.limiter.enabled:
-                    principal, limit_headers = await self.authenticate_within_limits(scope)
+                    principal = await self.authenticate_within_limits(scope)
+                    # Assigned first, so that the access log names the account of a 429.
+                    limit_headers = await self.take_from_key(principal)
                 else:
                     principal = await self.authenticate(scope)
                 request = ApiRequest(scope, receive, path, request_id, principal, self.database())
@@ -301,13 +303,10 @@ class OverplaneApp:
                 principal.tenant.account_id if principal else None,
             )
 
-    async def authenticate_within_limits(
-        self, scope: Scope
-    ) -> tuple[Principal, tuple[tuple[str, str], ...]]:
-        """The principal, after the address's failed-authentication limit and before the
-        key's own limit; with the RateLimit-* headers of the key's bucket. Raises
-        :class:`RateLimited` (429) or :class:`AuthenticationFailed` (401), either carrying
-        its bucket's headers."""
+    async def authenticate_within_limits(self, scope: Scope) -> Principal:
+        """The principal, within the address's failed-authentication limit: raises
+        :class:`RateLimited` (429) or :class:`AuthenticationFailed` (401), either carrying the
+        address bucket's headers."""
         address = client_address(scope)
         blocked = self.limiter.blocked(address)
         if blocked is not None:  # answered without looking at the key
@@ -321,12 +320,17 @@ class OverplaneApp:
                 raise with_limit(refused, charged) from None
             with_limit(exc, charged)
             raise
+        return principal
+
+    async def take_from_key(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        """A token from the key's bucket: its RateLimit-* headers, or :class:`RateLimited`
+        (429) when it has none left."""
         decision = await self.limiter.take_for_key(principal.key_id, principal.tenant.livemode)
         if decision is None:  # failing open (Redis down): served without headers
-            return principal, ()
+            return ()
         if not decision.allowed:
             raise with_limit(RateLimited(OVER_BUDGET, decision.retry_after), decision)
-        return principal, decision.headers()
+        return decision.headers()
 
     def with_cors_headers(self, send: Send, origin: str) -> Send:
         """``send``, adding the CORS headers for ``origin`` to the response's start."""
