@@ -53,6 +53,7 @@ from tests.helpers import (
     new_api_key,
     prepare_database,
     run_cli,
+    sql,
     table_count_and_counter,
     valid_body,
 )
@@ -609,3 +610,106 @@ def test_requests_queued_for_a_frozen_database_all_get_a_prompt_503(
         finally:
             cluster.thaw()
         assert recovers(client, location).json() == created.json()
+
+
+# --- The database goes away under load -----------------------------------------------------
+
+OUTAGE_WRITERS = 8
+OUTAGE_CYCLES = 3
+OUTAGE_DOWN_SECONDS = 3.0
+#: The database timeout of the server under load, and the longest any answer may take: one
+#: timeout waiting for a connection and one for the statement, plus slack for a loaded machine.
+OUTAGE_TIMEOUT = "2"
+OUTAGE_ANSWER_SECONDS = 2 * 2 + 2.0
+
+
+@dataclass
+class OutageWriter:
+    """What one writer of the outage test was told."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    #: ids of creates answered 201, with the time of the answer
+    acknowledged: list[tuple[str, float]] = field(default_factory=list)
+    no_answer: int = 0
+    slowest: float = 0.0
+    unexpected: list[str] = field(default_factory=list)
+
+
+def create_until(stop: threading.Event, client: httpx.Client, log: OutageWriter) -> None:
+    """Create appointments one after another until ``stop``, recording every answer."""
+    resource = RESOURCES[-1]
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            response = client.post(resource.path, json=valid_body(resource))
+        except httpx.TransportError:
+            log.no_answer += 1
+            continue
+        log.slowest = max(log.slowest, time.monotonic() - began)
+        log.statuses[response.status_code] += 1
+        if response.status_code == 201:
+            log.acknowledged.append((response.json()["id"], time.monotonic()))
+        elif response.status_code == 503:
+            assert_unavailable(response)
+        else:
+            log.unexpected.append(f"{response.status_code} {response.text}")
+            if response.status_code != 500:
+                return
+        if response.status_code == 503:
+            time.sleep(0.05)  # as a client honouring Retry-After would, but sooner
+
+
+def test_database_outage_under_load_gives_503s_never_500(
+    cluster: PrivateCluster, start_server: ServerLauncher
+) -> None:
+    """Eight writers create objects without pause while the database is stopped (fast
+    shutdown: every connection is cut mid-statement) for a few seconds and started again,
+    three times: every answer is 201 or a prompt 503 unavailable (never a 500: a connection
+    that broke or is closing is never used again), writes resume after every restart without
+    restarting the server, and every create answered 201 is in the database afterwards."""
+    if not cluster.running:
+        cluster.start()
+    server, key = start_server.with_new_key(cluster.url, OVERPLANE_DATABASE_TIMEOUT=OUTAGE_TIMEOUT)
+    stop = threading.Event()
+    logs = [OutageWriter() for _ in range(OUTAGE_WRITERS)]
+    clients = [server.client(key, timeout=30) for _ in logs]
+    restarts: list[float] = []
+    try:
+        with ThreadPoolExecutor(max_workers=OUTAGE_WRITERS) as pool:
+            writers = [
+                pool.submit(create_until, stop, c, log)
+                for c, log in zip(clients, logs, strict=True)
+            ]
+            try:
+                time.sleep(2.0)
+                for _ in range(OUTAGE_CYCLES):
+                    cluster.stop()
+                    time.sleep(OUTAGE_DOWN_SECONDS)
+                    cluster.start()
+                    restarts.append(time.monotonic())
+                    time.sleep(3.0)
+            finally:
+                stop.set()
+                for writer in writers:
+                    writer.result()
+    finally:
+        for client in clients:
+            client.close()
+    statuses = sum((log.statuses for log in logs), Counter[int]())
+    acknowledged = [entry for log in logs for entry in log.acknowledged]
+    slowest = max(log.slowest for log in logs)
+    print(
+        f"\noutage under load: statuses {dict(sorted(statuses.items()))}, "
+        f"no answer {sum(log.no_answer for log in logs)}, slowest answer {slowest:.2f} s"
+    )
+    assert [u for log in logs for u in log.unexpected] == []
+    assert set(statuses) <= {201, 503}, statuses
+    assert statuses[503] > 0, "the outages were not noticed"
+    assert sum(log.no_answer for log in logs) == 0
+    assert slowest < OUTAGE_ANSWER_SECONDS
+    for restart in restarts:  # writes resumed after every restart, within seconds
+        assert any(restart < at < restart + 3.0 for _, at in acknowledged), restart
+    stored = {row[0] for row in sql(cluster.url, "SELECT id FROM crm_appointment")}
+    missing = {object_id for object_id, _ in acknowledged} - stored
+    assert not missing, f"{len(missing)} acknowledged creates are missing"
+    assert server.process.poll() is None, "the same process all along, never restarted"

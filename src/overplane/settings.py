@@ -63,6 +63,21 @@ def _parse_non_negative_float(raw: str) -> float:
     return value
 
 
+def _parse_seconds(raw: str) -> float:
+    """A duration: seconds (``10``, ``2.5``, ``10s``) or milliseconds (``500ms``)."""
+    text = raw.strip().lower()
+    scale = 1.0
+    if text.endswith("ms"):
+        text, scale = text[:-2], 0.001
+    elif text.endswith("s"):
+        text = text[:-1]
+    value = float(text) * scale
+    # A day at most: PostgreSQL's statement_timeout is a 32-bit count of milliseconds.
+    if not 0 < value <= 86_400:
+        raise ValueError("expected a duration from 1ms to 86400 s (10, 2.5, 10s or 500ms)")
+    return value
+
+
 def _parse_optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -92,6 +107,8 @@ class Setting:
     default: Any
     #: Markdown, as docs/configuration.md shows it.
     help: str
+    #: Former names of the variable, still read when ``env`` is unset (``env`` wins).
+    aliases: tuple[str, ...] = ()
 
     @property
     def documented_default(self) -> str:
@@ -109,14 +126,22 @@ class Setting:
 _SPEC = "overplane.setting"
 
 
-def setting(default: T, *, env: str, parse: Callable[[str], T], help: str) -> T:
+def setting(
+    default: T,
+    *,
+    env: str,
+    parse: Callable[[str], T],
+    help: str,
+    aliases: tuple[str, ...] = (),
+) -> T:
     """Declare one attribute of :class:`Settings`: its default, the environment variable
-    that overrides it, the parser of that variable's text, and its documentation.
+    that overrides it (and any former names of it, still read), the parser of that
+    variable's text, and its documentation.
 
     Typed as the default's type so that the dataclass (and mypy) see a plain default; the
     :class:`Setting` rides in the field's metadata.
     """
-    spec = Setting(env=env, parse=parse, default=default, help=help)
+    spec = Setting(env=env, parse=parse, default=default, help=help, aliases=aliases)
     result: T = field(default=default, metadata={_SPEC: spec})
     return result
 
@@ -192,7 +217,7 @@ class Settings:
         env="OVERPLANE_SQLITE_BUSY_TIMEOUT_MS",
         parse=_parse_positive_int,
         help="How long a SQLite write waits for another process's write lock before the "
-        "request fails with `503 unavailable`.",
+        "request fails with `503 unavailable` (at most `OVERPLANE_DATABASE_TIMEOUT`).",
     )
     pg_pool_min_size: int = setting(
         1,
@@ -215,12 +240,19 @@ class Settings:
         help="Prepared statements asyncpg keeps per connection. Set `0` behind a PgBouncer in "
         "transaction mode older than 1.21 (see [deployment.md](deployment.md)).",
     )
-    db_timeout_seconds: float = setting(
+    database_timeout_seconds: float = setting(
         10.0,
-        env="OVERPLANE_DB_TIMEOUT_SECONDS",
-        parse=_parse_positive_float,
-        help="The longest a request waits for a database connection or a statement before "
-        "it fails with `503 unavailable`.",
+        env="OVERPLANE_DATABASE_TIMEOUT",
+        aliases=("OVERPLANE_DB_TIMEOUT_SECONDS",),
+        parse=_parse_seconds,
+        help="The longest a request waits for a database connection, and the longest any one "
+        "statement may run, before the request fails with `503 unavailable`: seconds (`10`, "
+        "`2.5`, `10s`) or milliseconds (`500ms`). PostgreSQL: each connection's "
+        "`statement_timeout` (the server cancels the statement, releasing its locks), and the "
+        "driver gives up half a second later if the server does not answer at all. SQLite: "
+        "a statement running longer is interrupted (a progress handler), and a write waits "
+        "at most this long for another process's lock. The former name "
+        "`OVERPLANE_DB_TIMEOUT_SECONDS` is still read when this one is unset.",
     )
     retry_after_seconds: int = setting(
         1,
@@ -442,13 +474,14 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for attribute, spec in SETTINGS.items():
-            raw = env.get(spec.env)
-            if raw is None:
+            name = next((n for n in (spec.env, *spec.aliases) if n in env), None)
+            if name is None:
                 continue
+            raw = env[name]
             try:
                 values[attribute] = spec.parse(raw)
             except ValueError as exc:
-                raise SettingsError(f"{spec.env}={raw!r}: {exc}") from None
+                raise SettingsError(f"{name}={raw!r}: {exc}") from None
         return cls(**values)
 
 

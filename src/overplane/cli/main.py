@@ -25,6 +25,7 @@ from rich.table import Table
 
 from overplane import __version__
 from overplane.auth import keys
+from overplane.cli.backup import backup
 from overplane.cli.listen import listen
 from overplane.cli.migrations import migrations_app
 from overplane.declarations import RESOURCES
@@ -42,6 +43,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(migrations_app, name="migrations")
 app.command()(listen)
+app.command()(backup)
 
 err = Console(stderr=True)
 

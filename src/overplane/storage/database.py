@@ -6,7 +6,10 @@ plain driver calls (sqlite3, asyncpg) with no query builder in between; the meas
 led here are in ``docs/performance.md``.
 
 Failures the client cannot fix (the database is down, locked or slow) surface as
-:class:`DatabaseUnavailable`, which the HTTP layer renders as ``503 unavailable``.
+:class:`DatabaseUnavailable`, which the HTTP layer renders as ``503 unavailable``. Every
+statement on either backend is bounded by ``OVERPLANE_DATABASE_TIMEOUT``
+(:attr:`Settings.database_timeout_seconds`), so a stuck statement is a 503, never a hung
+request.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -29,7 +33,7 @@ import asyncpg
 
 from overplane.settings import Settings
 from overplane.storage.file_watch import FileWatch
-from overplane.storage.pool import ConnectionPool
+from overplane.storage.pool import BROKEN, ConnectionPool
 from overplane.storage.schema import API_KEYS_CHANNEL
 
 Row = Sequence[Any]
@@ -129,13 +133,16 @@ def is_postgres(url: str) -> bool:
 
 
 #: SQLite primary result codes that mean "try again later", not "this statement is wrong":
-#: BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
-_SQLITE_TRANSIENT = frozenset({5, 6, 10, 13, 14, 15})
+#: BUSY, LOCKED, INTERRUPT (only the statement timeout interrupts), IOERR, FULL, CANTOPEN,
+#: PROTOCOL.
+_SQLITE_TRANSIENT = frozenset({5, 6, 9, 10, 13, 14, 15})
 
 
 def _sqlite_error(exc: sqlite3.Error) -> Exception:
     """DatabaseUnavailable for a transient SQLite failure; the error itself otherwise."""
     code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_INTERRUPT:
+        return DatabaseUnavailable("the statement ran longer than the database timeout")
     if code is not None and code & 0xFF in _SQLITE_TRANSIENT:
         return DatabaseUnavailable(str(exc))
     return exc
@@ -176,16 +183,37 @@ class SQLiteDatabase(Database):
     The connection is shared by every request of the process, so a transaction holds
     ``_transaction_lock``: statements of other requests wait for it rather than slip into
     its savepoint.
+
+    **Statement timeout.** A statement runs on the event loop, so a slow one would stall
+    every request of the process. Each statement gets a deadline ``timeout`` seconds ahead;
+    a progress handler, called every :attr:`progress_instructions` instructions,
+    interrupts it once the deadline has passed (SQLITE_INTERRUPT: the statement is undone,
+    and an interrupted write inside the commit group takes the group back, whose writers
+    all get the error: nothing unacknowledged is kept, nothing acknowledged is lost). Waiting
+    for another process's write lock is not running instructions: ``busy_timeout`` bounds it,
+    at most the same ``timeout``.
     """
 
     dialect = "sqlite"
+    #: How many virtual-machine instructions run between two checks of the statement
+    #: timeout. Measured (bench/statement_timeout.py, docs/performance.md "Statement
+    #: timeout"): a retrieve runs 30 instructions and a create with its event 402 in all, so
+    #: at 1,000 the handler never runs for them and their only cost is the deadline's clock
+    #: read (61 ns, against a 23 µs storage retrieve); one call costs about 0.4 µs (every
+    #: instruction: a 10,000-row scan took 49 ms instead of 6.7), so at 1,000 a long
+    #: statement pays well under 1%, and one that never ends is interrupted 0.1 ms late.
+    progress_instructions = 1000
 
-    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int, timeout: float = 10.0) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, cached_statements=512
         )
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._connection.set_progress_handler(self._past_deadline, self.progress_instructions)
+        busy_timeout_ms = min(busy_timeout_ms, max(1, round(timeout * 1000)))
         self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._connection.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives a crash of the process; on power loss the
@@ -210,8 +238,18 @@ class SQLiteDatabase(Database):
         self._path = path
         self._key_watch: FileWatch | None = None
 
+    def _past_deadline(self) -> bool:
+        """The progress handler: True (interrupt the statement) once its deadline passed."""
+        return time.monotonic() > self._deadline
+
+    def _execute_now(self, sql: str) -> None:
+        """Run a statement outside :meth:`run` (ROLLBACK, RELEASE) with a fresh deadline."""
+        self._deadline = time.monotonic() + self._timeout
+        self._connection.execute(sql)
+
     def run(self, sql: str, args: Sequence[Any], rows: int | None) -> list[Row]:
         """Run one statement now; return up to ``rows`` rows (all if None)."""
+        self._deadline = time.monotonic() + self._timeout
         try:
             cursor = self._connection.execute(sql, args)
             result: list[Row] = cursor.fetchall() if rows is None else cursor.fetchmany(rows)
@@ -254,7 +292,7 @@ class SQLiteDatabase(Database):
             self.run("COMMIT", (), 0)
         except Exception as exc:  # every writer of the group gets the error
             if self._connection.in_transaction:
-                self._connection.execute("ROLLBACK")
+                self._execute_now("ROLLBACK")
             if not group.done():
                 group.set_exception(exc)
         else:
@@ -310,8 +348,8 @@ class SQLiteDatabase(Database):
                     yield _SQLiteTransaction(self)
                 except BaseException:
                     if self._connection.in_transaction:
-                        self._connection.execute("ROLLBACK TO body")
-                        self._connection.execute("RELEASE body")
+                        self._execute_now("ROLLBACK TO body")
+                        self._execute_now("RELEASE body")
                     raise
                 self.run("RELEASE body", (), 0)
         finally:
@@ -364,16 +402,16 @@ class _SQLiteTransaction(Transaction):
         return True
 
 
-_POSTGRES_DOWN = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.QueryCanceledError,
-    asyncpg.exceptions.AdminShutdownError,
-)
+#: Driver errors that mean "the database is down, going, overloaded or too slow" (503), not
+#: "this statement is wrong" (500): those after which a connection is retired
+#: (:data:`~overplane.storage.pool.BROKEN`, which has a statement timeout's
+#: QueryCanceledError among them), cancellation aside, which stays a cancellation.
+_POSTGRES_DOWN = tuple(error for error in BROKEN if error is not asyncio.CancelledError)
+
+#: How much longer than the server's ``statement_timeout`` the driver waits for an answer
+#: before it gives up on the connection: the server's own cancel normally arrives first and
+#: leaves the connection clean; this bounds a server that does not answer at all.
+CLIENT_TIMEOUT_MARGIN_SECONDS = 0.5
 
 
 @lru_cache(maxsize=4096)
@@ -553,14 +591,19 @@ class PostgresDatabase(Database):
         """Open a pool. If PostgreSQL cannot be reached yet, open it empty, so the server
         starts, answers 503 until the database is back, and then recovers on its own."""
         dsn = url.replace("postgres://", "postgresql://", 1)
-        timeout = settings.db_timeout_seconds
+        timeout = settings.database_timeout_seconds
 
         async def connect_one() -> asyncpg.Connection:
             return await asyncpg.connect(
                 dsn,
                 timeout=timeout,
-                command_timeout=timeout,
+                command_timeout=timeout + CLIENT_TIMEOUT_MARGIN_SECONDS,
                 statement_cache_size=settings.pg_statement_cache_size,
+                # A startup parameter, not a SET: no session state to leak behind a
+                # transaction-mode PgBouncer (which needs `ignore_startup_parameters =
+                # statement_timeout`, docs/deployment.md). The server cancels a statement
+                # past it, a lock wait included, and so releases what it held or queued for.
+                server_settings={"statement_timeout": str(max(1, round(timeout * 1000)))},
             )
 
         pool = ConnectionPool(
@@ -622,7 +665,7 @@ class PostgresDatabase(Database):
                 async with connection.transaction():
                     yield _PostgresTransaction(connection)
         except BaseException as exc:
-            error = exc
+            error = exc  # DatabaseUnavailable keeps the driver's error as its __cause__
             raise
         finally:
             self._pool.release(connection, error)
@@ -650,4 +693,6 @@ async def open_database(settings: Settings) -> Database:
     url = settings.database_url
     if is_postgres(url):
         return await PostgresDatabase.connect(url, settings)
-    return SQLiteDatabase(sqlite_path(url), settings.sqlite_busy_timeout_ms)
+    return SQLiteDatabase(
+        sqlite_path(url), settings.sqlite_busy_timeout_ms, settings.database_timeout_seconds
+    )
