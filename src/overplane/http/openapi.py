@@ -69,7 +69,21 @@ _ERROR_HEADERS: dict[int, JSONObject] = {
             "description": "Whole seconds until a request can pass again.",
             "required": True,
             "schema": {"type": "integer", "minimum": 1},
-        }
+        },
+        "RateLimit-Limit": {
+            "description": "The bucket's size: the most requests the key (or, after failed "
+            "authentications, the address) may send at once. Every /api response that took a "
+            "token carries the three RateLimit headers (docs/limits.md).",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        "RateLimit-Remaining": {
+            "description": "Whole tokens left: 0 here.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "RateLimit-Reset": {
+            "description": "Seconds until the bucket is full again.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
     },
     503: {
         "Retry-After": {
