@@ -33,6 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     "rfc3339": set(),
     "settings": set(),
     "errors": set(),
+    # Operations: the one log format, and the metrics; anyone above storage may use them.
+    "logs": {"clock", "rfc3339"},
+    "metrics": set(),
     "storage": {"declarations", *BASE},
     # The checks of field values and list query strings, shared by the API (http/) and the
     # dashboard (web/), which may not import each other: moved below both.
@@ -52,9 +55,12 @@ ALLOWED: dict[str, set[str]] = {
         "validation",
         "webhooks",
         "limits",
+        "logs",
+        "metrics",
         *BASE,
     },
-    "webhooks": {"declarations", "storage", "rendering", *BASE},
+    "webhooks": {"declarations", "storage", "rendering", "metrics", *BASE},
+    # cli/: admin commands through storage; data commands through the client (checked below).
     "cli": {
         "declarations",
         "storage",
@@ -65,6 +71,9 @@ ALLOWED: dict[str, set[str]] = {
         "web",
         "webhooks",
         "limits",
+        "logs",
+        "metrics",
+        "client",
         *BASE,
     },
     # A client of the API over HTTP: the declarations it is derived from, and the signing
@@ -265,3 +274,30 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in forbidden
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", result.stdout
+
+
+#: The data commands (resources, export, import) talk to a server through the client only:
+#: besides the standard library, they may import only these.
+DATA_COMMANDS = ("cli/data.py", "cli/transfer.py", "cli/transport.py", "cli/output.py")
+DATA_COMMANDS_MAY_IMPORT = {
+    "httpx",
+    "typer",
+    "rich",
+    "overplane.client",
+    "overplane.declarations",
+    "overplane.cli.data",
+    "overplane.cli.output",
+    "overplane.cli.transport",
+}
+
+
+@pytest.mark.parametrize("relative", DATA_COMMANDS)
+def test_data_commands_use_the_client_not_storage(relative: str) -> None:
+    tree = ast.parse((PACKAGE / relative).read_text(), relative)
+    for name in imported(tree):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top == "__future__":
+            continue
+        allowed = any(name == m or name.startswith(m + ".") for m in DATA_COMMANDS_MAY_IMPORT)
+        allowed = allowed or (top in DATA_COMMANDS_MAY_IMPORT and top != "overplane")
+        assert allowed, f"{relative} imports {name}: data commands go through the client"

@@ -358,6 +358,107 @@ def test_nul_characters_are_rejected(api: Caller, resource: Resource, value: str
     assert api.get(path).json() == obj
 
 
+# --- duplicate keys and lone surrogates -------------------------------------------------------
+
+
+def body_with(resource: Resource, extra: str, **overrides: str | None) -> bytes:
+    """A valid create body as JSON text with ``extra`` (raw JSON members) spliced in last."""
+    return (
+        json.dumps(valid_body(resource, **overrides)).encode()[:-1] + b", " + extra.encode() + b"}"
+    )
+
+
+@pytest.mark.parametrize(
+    "second",
+    ['"another value"', "null", '"same"', "1", '"esc\\u00e9aped"', "[1, 2]"],
+    ids=["string", "null", "same", "number", "escaped", "array"],
+)
+def test_a_key_sent_twice_is_400_naming_it(api: Caller, resource: Resource, second: str) -> None:
+    """A key twice in the body is body_invalid naming it, whichever value comes last and
+    whether or not the values differ (parsers disagree on which one wins); nothing is written."""
+    field = resource.required_fields[0].name
+    body = body_with(resource, f'"{field}": {second}', **{field: "same"})
+    assert_error(
+        api.post(resource.path, content=body, headers=JSON_HEADERS), 400, "body_invalid", field
+    )
+    optional = optional_field(resource).name
+    first = body_with(resource, f'"{optional}": {second}, "{optional}": "x"')
+    assert_error(
+        api.post(resource.path, content=first, headers=JSON_HEADERS), 400, "body_invalid", optional
+    )
+    assert api.total(resource) == 0
+    obj = api.create(resource)
+    path = object_path(resource, obj["id"])
+    update = f'{{"{optional}": "a", "{optional}": {second}}}'.encode()
+    assert_error(
+        api.patch(path, content=update, headers=JSON_HEADERS), 400, "body_invalid", optional
+    )
+    assert api.get(path).json() == obj
+
+
+def test_a_key_twice_inside_a_nested_value_is_400_naming_it(
+    api: Caller, resource: Resource
+) -> None:
+    """Nested objects are no field's value, but a repeated key inside one is named too."""
+    body = body_with(resource, '"metadata": {"k": 1, "k": 2}')
+    assert_error(
+        api.post(resource.path, content=body, headers=JSON_HEADERS), 400, "body_invalid", "k"
+    )
+
+
+def test_same_text_as_a_key_and_a_value_is_no_duplicate(api: Caller, resource: Resource) -> None:
+    """Quotes and key-like text inside values do not fool the check."""
+    field = optional_field(resource).name
+    for value in (field, f'"{field}": "x"', '\\"', "a\\\\"):
+        created = api.create(resource, **{field: value})
+        assert created[field] == value
+
+
+@pytest.mark.parametrize(
+    "escape",
+    ["\\ud800", "\\udfff", "x\\ud83d", "\\ude00y", "\\ud800\\u0041"],
+    ids=["high", "low", "high-at-end", "low-first", "high-then-letter"],
+)
+def test_a_lone_surrogate_escape_is_400_naming_its_field(
+    api: Caller, resource: Resource, escape: str
+) -> None:
+    """An escaped surrogate without its partner cannot be stored as UTF-8 on either backend:
+    400 parameter_invalid naming the field it was in (also inside an array), nothing written."""
+    for field in (resource.required_fields[0].name, optional_field(resource).name):
+        body = body_with(resource, f'"{field}": "{escape}"', **{field: None}).replace(
+            f'"{field}": null, '.encode(), b"", 1
+        )
+        response = api.post(resource.path, content=body, headers=JSON_HEADERS)
+        assert_error(response, 400, "parameter_invalid", field)
+    in_array = body_with(resource, f'"tags": ["ok", "{escape}"]')
+    assert_error(
+        api.post(resource.path, content=in_array, headers=JSON_HEADERS),
+        400,
+        "parameter_invalid",
+        "tags",
+    )
+    in_key = body_with(resource, f'"{escape}": "x"')
+    assert_error(api.post(resource.path, content=in_key, headers=JSON_HEADERS), 400, "body_invalid")
+    assert api.total(resource) == 0
+    obj = api.create(resource)
+    field = optional_field(resource).name
+    update = f'{{"{field}": "{escape}"}}'.encode()
+    path = object_path(resource, obj["id"])
+    assert_error(
+        api.patch(path, content=update, headers=JSON_HEADERS), 400, "parameter_invalid", field
+    )
+    assert api.get(path).json() == obj
+
+
+def test_a_paired_surrogate_escape_is_stored(api: Caller, resource: Resource) -> None:
+    """An escaped pair is one character (here U+1F600) and round-trips on both backends."""
+    field = optional_field(resource).name
+    body = body_with(resource, f'"{field}": "smile \\ud83d\\ude00"')
+    response = api.post(resource.path, content=body, headers=JSON_HEADERS)
+    assert response.status_code == 201, response.text
+    assert api.get(object_path(resource, response.json()["id"])).json()[field] == "smile \U0001f600"
+
+
 # --- query parameters -----------------------------------------------------------------------
 
 BAD_QUERIES = [

@@ -7,17 +7,20 @@
     │   ├── ParameterMissing        400 parameter_missing
     │   ├── ParameterUnknown        400 parameter_unknown
     │   ├── ParameterInvalid        400 parameter_invalid
-    │   └── BodyInvalid             400 body_invalid
+    │   ├── BodyInvalid             400 body_invalid
+    │   └── RequestMalformed        400 request_malformed (not HTTP/1.1; http/protocol.py)
     ├── AuthenticationFailed        401 authentication_error (api_key_missing, api_key_invalid)
     ├── ResourceMissing             404 resource_missing
     ├── RouteMissing                404 route_missing
     ├── MethodNotAllowed            405 method_not_allowed, with Allow
+    ├── RequestTimeout              408 request_timeout (http/protocol.py)
     ├── IdempotencyKeyInUse         409 idempotency_error idempotency_key_in_use
     ├── PreconditionFailed          412 precondition_failed
     ├── BodyTooLarge                413 body_too_large
     ├── ContentTypeUnsupported      415 content_type_unsupported
     ├── IdempotencyKeyReused        422 idempotency_error idempotency_key_reused
     ├── RateLimited                 429 rate_limit_error rate_limited, with Retry-After
+    ├── HeadersTooLarge             431 headers_too_large (http/protocol.py)
     ├── Unavailable                 503 api_error unavailable, with Retry-After
     └── InternalError               500 api_error internal_error
 
@@ -78,6 +81,12 @@ class BodyInvalid(InvalidRequest):
     code = "body_invalid"
 
 
+class RequestMalformed(InvalidRequest):
+    """Bytes that are not an HTTP/1.1 request (answered by the HTTP server, not a handler)."""
+
+    code = "request_malformed"
+
+
 class AuthenticationFailed(APIError):
     status = 401
     type = "authentication_error"
@@ -109,6 +118,22 @@ class MethodNotAllowed(APIError):
             f"{method} is not allowed here; allowed: {', '.join(allowed)}",
             headers={"Allow": ", ".join(allowed)},
         )
+
+
+class RequestTimeout(APIError):
+    """The request's headers or body did not arrive in time."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class HeadersTooLarge(APIError):
+    """The request line and headers are longer, or more numerous, than the server accepts."""
+
+    status = 431
+    type = "invalid_request_error"
+    code = "headers_too_large"
 
 
 class IdempotencyKeyInUse(APIError):
@@ -177,17 +202,20 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
     (400, "invalid_request_error", "parameter_unknown"),
     (400, "invalid_request_error", "parameter_invalid"),
     (400, "invalid_request_error", "body_invalid"),
+    (400, "invalid_request_error", "request_malformed"),
     (401, "authentication_error", "api_key_missing"),
     (401, "authentication_error", "api_key_invalid"),
     (404, "invalid_request_error", "resource_missing"),
     (404, "invalid_request_error", "route_missing"),
     (405, "invalid_request_error", "method_not_allowed"),
+    (408, "invalid_request_error", "request_timeout"),
     (409, "idempotency_error", "idempotency_key_in_use"),
     (412, "invalid_request_error", "precondition_failed"),
     (413, "invalid_request_error", "body_too_large"),
     (415, "invalid_request_error", "content_type_unsupported"),
     (422, "idempotency_error", "idempotency_key_reused"),
     (429, "rate_limit_error", "rate_limited"),
+    (431, "invalid_request_error", "headers_too_large"),
     (500, "api_error", "internal_error"),
     (503, "api_error", "unavailable"),
 )

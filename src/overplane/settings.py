@@ -13,11 +13,34 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_DATABASE_URL = "sqlite:///overplane.sqlite3"
+#: The SQLite file's name inside ``OVERPLANE_HOME`` when no database URL is set.
+DATABASE_FILE = "overplane.sqlite3"
 T = TypeVar("T")
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> str:
+    """Where Overplane keeps its files when ``OVERPLANE_HOME`` is unset: ``overplane`` in the
+    XDG data directory, ``$XDG_DATA_HOME`` or else ``~/.local/share``.
+
+    Never the working directory: a server started from one directory and an admin command run
+    from another must open the same database. A relative ``XDG_DATA_HOME`` is ignored, as the
+    XDG Base Directory specification says.
+    """
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return str(Path(xdg) / "overplane")
+    home = env.get("HOME") or str(Path.home())
+    return str(Path(home) / ".local" / "share" / "overplane")
+
+
+def default_database_url(home: str) -> str:
+    """The SQLite database used when ``OVERPLANE_DATABASE_URL`` is unset: a file in ``home``."""
+    return f"sqlite:///{Path(home) / DATABASE_FILE}"
 
 
 def redacted(url: str) -> str:
@@ -63,6 +86,23 @@ def _parse_non_negative_float(raw: str) -> float:
     return value
 
 
+def _parse_log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"auto", "json", "text"}:
+        raise ValueError("expected auto, json or text")
+    return value
+
+
+def _parse_listen_address(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, e.g. 127.0.0.1:9464")
+    return value
+
+
 def _parse_seconds(raw: str) -> float:
     """A duration: seconds (``10``, ``2.5``, ``10s``) or milliseconds (``500ms``)."""
     text = raw.strip().lower()
@@ -98,6 +138,14 @@ def _parse_origins(raw: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _parse_directory(raw: str) -> str:
+    path = Path(raw.strip()).expanduser()
+    if not path.is_absolute():
+        # A relative directory would again depend on where each command happens to run.
+        raise ValueError("expected an absolute directory (or one starting with ~)")
+    return str(path)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """Everything about one setting but its attribute name: how it is read and documented."""
@@ -109,10 +157,16 @@ class Setting:
     help: str
     #: Former names of the variable, still read when ``env`` is unset (``env`` wins).
     aliases: tuple[str, ...] = ()
+    #: The default as the page shows it, when it depends on the machine (a home directory).
+    documented: str | None = None
+    #: Shown masked by ``overplane config``: a key, or a URL that may hold a password.
+    secret: bool = False
 
     @property
     def documented_default(self) -> str:
         """The default as the configuration page shows it: ``unset``, `true`, `0.2`, `10`."""
+        if self.documented is not None:
+            return self.documented
         value = self.default
         if value is None or value == ():
             return "unset"
@@ -133,6 +187,8 @@ def setting(
     parse: Callable[[str], T],
     help: str,
     aliases: tuple[str, ...] = (),
+    documented: str | None = None,
+    secret: bool = False,
 ) -> T:
     """Declare one attribute of :class:`Settings`: its default, the environment variable
     that overrides it (and any former names of it, still read), the parser of that
@@ -141,7 +197,15 @@ def setting(
     Typed as the default's type so that the dataclass (and mypy) see a plain default; the
     :class:`Setting` rides in the field's metadata.
     """
-    spec = Setting(env=env, parse=parse, default=default, help=help, aliases=aliases)
+    spec = Setting(
+        env=env,
+        parse=parse,
+        default=default,
+        help=help,
+        aliases=aliases,
+        documented=documented,
+        secret=secret,
+    )
     result: T = field(default=default, metadata={_SPEC: spec})
     return result
 
@@ -150,17 +214,31 @@ def setting(
 class Settings:
     """Everything the server, the CLI and the tests can configure."""
 
+    home: str = setting(
+        "",
+        env="OVERPLANE_HOME",
+        parse=_parse_directory,
+        documented="`$XDG_DATA_HOME/overplane`, else `~/.local/share/overplane`",
+        help="An absolute directory for Overplane's own files: the default SQLite database "
+        "(`overplane.sqlite3`). Created (mode 700) by the first command that needs it. Never "
+        "the working directory, so `serve` and every other command agree wherever they run "
+        "(`overplane config` prints the result).",
+    )
     database_url: str = setting(
-        DEFAULT_DATABASE_URL,
+        "",
         env="OVERPLANE_DATABASE_URL",
         parse=str,
-        help="Where the data lives: `sqlite:///relative/path.sqlite3`, "
-        "`sqlite:////absolute/path.sqlite3` or `postgresql://user@host:port/dbname`.",
+        secret=True,
+        documented="`sqlite:///$OVERPLANE_HOME/overplane.sqlite3`",
+        help="Where the data lives: `sqlite:////absolute/path.sqlite3`, "
+        "`sqlite:///relative/path.sqlite3` (relative to the working directory of each "
+        "command: avoid) or `postgresql://user@host:port/dbname`. Empty means the default.",
     )
     bootstrap_key: str | None = setting(
         None,
         env="OVERPLANE_BOOTSTRAP_KEY",
         parse=_parse_optional_str,
+        secret=True,
         help="A `sk_test_…` or `sk_live_…` key (16–128 letters and digits after the prefix) "
         "that `overplane serve` registers for the `default` account at start if it is not "
         "registered yet, so scripts and CI know a key in advance. A revoked bootstrap key "
@@ -173,6 +251,24 @@ class Settings:
         help='Write one JSON line per request to standard error (`true`/`false`): `{"time", '
         '"method", "path", "status", "duration_ms", "request_id", "account_id"}`, never a '
         "key, a body or the query string.",
+    )
+    log_format: str = setting(
+        "auto",
+        env="OVERPLANE_LOG_FORMAT",
+        parse=_parse_log_format,
+        help="`json`: every line the server writes on standard error (start and stop, "
+        "warnings, errors with their traceback in an `exception` field, the access log) is "
+        'one JSON object, `{"time", "level", "logger", "pid", "message", …}`. `text`: '
+        "readable lines. `auto`: `text` when standard error is a terminal, else `json`.",
+    )
+    metrics_listen: str | None = setting(
+        None,
+        env="OVERPLANE_METRICS_LISTEN",
+        parse=_parse_listen_address,
+        help="Serve Prometheus metrics (`GET /metrics`) on this `host:port`, e.g. "
+        "`127.0.0.1:9464`, apart from the API's port; unset: no metrics, and nothing "
+        "counted. With `--workers N` the figures are the sum over the workers (see "
+        '[deployment.md](deployment.md), "Metrics").',
     )
     access_log_flush_seconds: float = setting(
         0.2,
@@ -464,6 +560,72 @@ class Settings:
         "responses).",
     )
 
+    http_header_timeout_seconds: float = setting(
+        10.0,
+        env="OVERPLANE_HTTP_HEADER_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A request's line and headers must arrive within this many seconds of the "
+        "connection opening (or of the request's first byte, on a kept-alive connection); "
+        "then `408 request_timeout` and the connection is closed (a connection that sent "
+        "nothing is closed without an answer). This is what closes slowloris connections. "
+        "Kept to within 0.5 s.",
+    )
+    http_body_timeout_seconds: float = setting(
+        30.0,
+        env="OVERPLANE_HTTP_BODY_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A request's whole body must arrive within this many seconds of its headers "
+        "(the 1 MiB cap at 35 KB/s); then `408 request_timeout` and the connection is closed.",
+    )
+    http_send_timeout_seconds: float = setting(
+        30.0,
+        env="OVERPLANE_HTTP_SEND_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="A client that stops reading its response for this many seconds (the server's "
+        "send buffer stays full) is disconnected, so its request does not wait forever.",
+    )
+    http_keep_alive_seconds: int = setting(
+        5,
+        env="OVERPLANE_HTTP_KEEP_ALIVE_SECONDS",
+        parse=_parse_positive_int,
+        help="An idle connection between requests is closed after this many seconds. Behind "
+        "a load balancer, keep it longer than the balancer's own idle timeout.",
+    )
+    http_max_header_bytes: int = setting(
+        16384,
+        env="OVERPLANE_HTTP_MAX_HEADER_BYTES",
+        parse=_parse_positive_int,
+        help="The most bytes of request line (the URL with its query) and headers one request "
+        "may send; more is `431 headers_too_large` and the connection is closed.",
+    )
+    http_max_headers: int = setting(
+        100,
+        env="OVERPLANE_HTTP_MAX_HEADERS",
+        parse=_parse_positive_int,
+        help="The most header fields one request may send; more is `431 headers_too_large`.",
+    )
+    http_max_connections: int = setting(
+        10000,
+        env="OVERPLANE_HTTP_MAX_CONNECTIONS",
+        parse=_parse_positive_int,
+        help="The most connections one server process holds open; another one is answered "
+        "`503 unavailable` and closed. `overplane serve` raises its own open-file limit "
+        "(`RLIMIT_NOFILE`) to fit, up to the hard limit, and says so when it cannot.",
+    )
+
+    def __post_init__(self) -> None:
+        # The two defaults that depend on the machine are filled in here, so that
+        # ``Settings()`` and ``Settings.from_environ()`` agree (the dataclass is frozen).
+        if not self.home:
+            object.__setattr__(self, "home", default_home())
+        if not self.database_url:
+            object.__setattr__(self, "database_url", default_database_url(self.home))
+
+    @property
+    def database_is_default(self) -> bool:
+        """Whether the database is the default SQLite file in :attr:`home`."""
+        return self.database_url == default_database_url(self.home)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``environ`` (default: the process environment).
@@ -482,6 +644,8 @@ class Settings:
                 values[attribute] = spec.parse(raw)
             except ValueError as exc:
                 raise SettingsError(f"{name}={raw!r}: {exc}") from None
+        if not values.get("home"):
+            values["home"] = default_home(env)  # this environment's HOME, not the process's
         return cls(**values)
 
 

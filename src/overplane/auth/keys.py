@@ -88,6 +88,8 @@ async def create_account(db: Database, name: str) -> str:
 
 account_id_of = stored_keys.account_id_of
 has_any_account = stored_keys.has_any_account
+#: Every account, oldest first, with its count of working keys per mode.
+list_accounts = stored_keys.list_accounts
 
 
 async def register_key(db: Database, account_name: str, secret: str) -> KeyInfo:

@@ -1,7 +1,9 @@
 """One structured (JSON) line per request on standard error, written in batches.
 
-The line holds time, method, path, status, duration, request id and account id; never a key,
-a body or the query string (which could carry personal data).
+The line holds time, level and logger (the keys every JSON log line starts with, see
+``overplane/logs.py``), method, path, status, duration, request id and account id; never a
+key, a body or the query string (which could carry personal data). With
+``OVERPLANE_LOG_FORMAT=text`` the same fields are written as a readable line instead.
 
 Why not the ``logging`` module: a ``StreamHandler`` takes a lock, builds a record and flushes
 (one ``write`` system call) per line, which cost about a third of a point read's throughput
@@ -36,6 +38,9 @@ class AccessLine(msgspec.Struct, gc=False):
     """One request, as the access log writes it (keys in this order)."""
 
     time: str
+    level: str
+    logger: str
+    pid: int
     method: str
     path: str
     status: int
@@ -65,9 +70,12 @@ class AccessLog:
 class BufferedAccessLog(AccessLog):
     """JSON lines to a file descriptor, written in batches (see the module docstring)."""
 
-    def __init__(self, fd: int, flush_seconds: float) -> None:
+    def __init__(self, fd: int, flush_seconds: float, *, text: bool = False) -> None:
         self.fd = fd
         self.flush_seconds = flush_seconds
+        #: Readable lines (``OVERPLANE_LOG_FORMAT=text``) instead of JSON.
+        self.text = text
+        self.pid = os.getpid()
         self.buffer = bytearray()
         self.timer: asyncio.TimerHandle | None = None
         self.timer_loop: asyncio.AbstractEventLoop | None = None
@@ -83,18 +91,27 @@ class BufferedAccessLog(AccessLog):
         request_id: str,
         account_id: str | None,
     ) -> None:
-        line = AccessLine(
-            format_ms(now_ms()),
-            method,
-            path,
-            status,
-            round(duration_ms, 3),
-            request_id,
-            account_id,
-        )
         buffer = self.buffer
-        self._encode_into(line, buffer, -1)
-        buffer += b"\n"
+        if self.text:
+            buffer += (
+                f"{format_ms(now_ms())} INFO overplane.access: {method} {path} {status} "
+                f"{duration_ms:.3f} ms {request_id} {account_id or '-'}\n"
+            ).encode("utf-8", "backslashreplace")
+        else:
+            line = AccessLine(
+                format_ms(now_ms()),
+                "info",
+                "overplane.access",
+                self.pid,
+                method,
+                path,
+                status,
+                round(duration_ms, 3),
+                request_id,
+                account_id,
+            )
+            self._encode_into(line, buffer, -1)
+            buffer += b"\n"
         if len(buffer) >= FLUSH_BYTES or self.flush_seconds <= 0:
             self.flush()
             return
@@ -137,8 +154,9 @@ class BufferedAccessLog(AccessLog):
             pass
 
 
-def configure(enabled: bool, flush_seconds: float) -> AccessLog:
-    """The access-log writer: batched JSON lines on standard error, or nothing if disabled."""
+def configure(enabled: bool, flush_seconds: float, log_format: str = "json") -> AccessLog:
+    """The access-log writer: batched lines on standard error (JSON, or readable with
+    ``log_format`` ``text``), or nothing if disabled."""
     if not enabled:
         return AccessLog()
-    return BufferedAccessLog(sys.stderr.fileno(), flush_seconds)
+    return BufferedAccessLog(sys.stderr.fileno(), flush_seconds, text=log_format == "text")

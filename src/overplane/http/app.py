@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
+from overplane import logs, metrics
 from overplane.auth.keys import Principal, PrincipalCache
 from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
@@ -62,6 +63,8 @@ from overplane.web.dashboard import Dashboard
 from overplane.webhooks.worker import DeliveryWorker
 
 logger = logging.getLogger("overplane.errors")
+#: The paths outside /api that the router serves as they are (metrics label them by path).
+STATIC_ROUTES = frozenset({"/", "/docs", "/healthz", "/readyz", "/openapi.json"})
 JSON = "application/json"
 
 
@@ -136,8 +139,12 @@ class OverplaneApp:
                 CalendarFeedEndpoint(),
             ],
         )
+        #: This process's metrics (``OVERPLANE_METRICS_LISTEN``), or None.
+        self.metrics = metrics.recorder()
         self.log_access = access_log.configure(
-            settings.access_log, settings.access_log_flush_seconds
+            settings.access_log,
+            settings.access_log_flush_seconds,
+            logs.resolve(settings.log_format),
         )
         self.limiter = RateLimiter(settings)
         self.cors = Cors(settings.cors_origins)
@@ -159,6 +166,8 @@ class OverplaneApp:
         if self.settings.key_cache:
             self.db.watch_keys()
         self.sweeper = asyncio.create_task(self.sweep_forever())
+        if self.metrics is not None:
+            self.metrics.watch_pool(self.db.pool_stats)
         if self.settings.webhook_worker:
             worker = DeliveryWorker(self.db, self.settings, RESOURCES)
             self.worker = asyncio.create_task(worker.run_forever())
@@ -174,6 +183,10 @@ class OverplaneApp:
                     await task
         self.sweeper = self.worker = None
         await self.limiter.close()
+
+        if self.metrics is not None:
+            self.metrics.stop()
+            metrics.mark_process_dead()
         if self.db is not None:
             await self.db.close()
             self.db = None
@@ -294,6 +307,10 @@ class OverplaneApp:
             status = reply.status
             await send_reply(send, reply, request_id)
         finally:
+            if self.metrics is not None:
+                self.metrics.request(
+                    self.route_of(path), scope["method"], status, time.perf_counter() - started
+                )
             self.log_access(
                 scope["method"],
                 path,
@@ -349,6 +366,16 @@ class OverplaneApp:
         headers = [*self.cors.preflight_headers(origin), (b"request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+
+    def route_of(self, path: str) -> str:
+        """The route template of ``path`` (bounded label values for the metrics)."""
+        if path == "/api" or path.startswith("/api/"):
+            return self.api.route_of(path)
+        if path in STATIC_ROUTES:
+            return path
+        if path.startswith("/static/"):
+            return "/static/{path}"
+        return "unmatched"
 
     async def authenticate(self, scope: Scope) -> Principal:
         """The principal behind the request's bearer key, or 401."""

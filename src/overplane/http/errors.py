@@ -1,7 +1,10 @@
 """The contract's error responses: every error of :mod:`overplane.errors`, rendered here.
 
 Handlers raise; :func:`error_body` turns an error into the contract's JSON. Nothing else in
-the project writes an error response, so every layer's errors look the same. The classes are
+the project writes an error response, so every layer's errors look the same: the errors the
+HTTP server itself gives before a request reaches the application (malformed HTTP, slow or
+oversized headers, too many connections) are rendered by :func:`error_body` too
+(``http/protocol.py``). The classes are
 re-exported so that ``from overplane.http.errors import ParameterInvalid`` keeps working.
 """
 
@@ -16,6 +19,7 @@ from overplane.errors import (
     BodyInvalid,
     BodyTooLarge,
     ContentTypeUnsupported,
+    HeadersTooLarge,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InternalError,
@@ -26,6 +30,8 @@ from overplane.errors import (
     ParameterUnknown,
     PreconditionFailed,
     RateLimited,
+    RequestMalformed,
+    RequestTimeout,
     ResourceMissing,
     RouteMissing,
     Unavailable,
@@ -39,6 +45,7 @@ __all__ = [
     "BodyInvalid",
     "BodyTooLarge",
     "ContentTypeUnsupported",
+    "HeadersTooLarge",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
     "InternalError",
@@ -49,6 +56,8 @@ __all__ = [
     "ParameterUnknown",
     "PreconditionFailed",
     "RateLimited",
+    "RequestMalformed",
+    "RequestTimeout",
     "ResourceMissing",
     "RouteMissing",
     "Unavailable",

@@ -286,6 +286,19 @@ class ApiRouter:
         for action, methods in endpoint.ACTIONS.items():
             self.actions[path, action] = MethodDispatch(endpoint.handlers(methods), self.services)
 
+    def route_of(self, path: str) -> str:
+        """The template of an /api ``path`` (``/api/crm/appointment/{id}``), for the metrics;
+        ``unmatched`` if no route serves it. The same lookups as :meth:`__call__`."""
+        if path in self.collections:
+            return path
+        parent, _, object_id = path.rpartition("/")
+        if parent in self.objects and object_id:
+            return parent + "/{id}"
+        collection, _, _ = parent.rpartition("/")
+        if (collection, object_id) in self.actions:
+            return f"{collection}/{{id}}/{object_id}"
+        return "unmatched"
+
     async def __call__(self, request: ApiRequest) -> Reply:
         """Serve ``request`` (its path already has no trailing slash), or 404 route_missing."""
         dispatch = self.collections.get(request.path)

@@ -33,7 +33,7 @@ import asyncpg
 
 from overplane.settings import Settings
 from overplane.storage.file_watch import FileWatch
-from overplane.storage.pool import BROKEN, ConnectionPool
+from overplane.storage.pool import BROKEN, ConnectionPool, PoolStats
 from overplane.storage.schema import API_KEYS_CHANNEL
 
 Row = Sequence[Any]
@@ -104,6 +104,10 @@ class Database(Executor):
         """Analyze the tables that changed much since their statistics were gathered, so the
         planner keeps choosing the right indexes even where nothing else analyzes them
         (PostgreSQL with autovacuum off, a fresh deployment, a bulk load)."""
+
+    def pool_stats(self) -> PoolStats | None:
+        """The connection pool's state (for the metrics); None where there is no pool."""
+        return None
 
     def watch_keys(self) -> None:
         """Start following changes to API keys made by any process (see :meth:`keys_version`);
@@ -612,6 +616,9 @@ class PostgresDatabase(Database):
         with contextlib.suppress(*_POSTGRES_DOWN):
             await pool.fill(settings.pg_pool_min_size)
         return cls(pool, timeout, dsn)
+
+    def pool_stats(self) -> PoolStats:
+        return self._pool.stats()
 
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
         """``call`` with a pooled connection of its own."""

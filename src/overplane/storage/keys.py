@@ -23,6 +23,16 @@ class KeyRow(NamedTuple):
     revoked_at: int | None
 
 
+class AccountRow(NamedTuple):
+    """An account and how many of its keys still work, per mode."""
+
+    id: str
+    name: str
+    created_at: int
+    test_keys: int
+    live_keys: int
+
+
 class ActiveKey(NamedTuple):
     """An unrevoked key found by its hash, and the tenant it opens."""
 
@@ -43,6 +53,23 @@ async def account_id_of(db: Database, name: str) -> str | None:
     """The id of the account called ``name``, or None."""
     row = await db.fetch_one("SELECT id FROM accounts WHERE name = ?", (name,))
     return None if row is None else str(row[0])
+
+
+async def list_accounts(db: Database) -> list[AccountRow]:
+    """Every account, oldest first, with its count of unrevoked keys in each mode."""
+    rows = await db.fetch_all(
+        "SELECT a.id, a.name, a.created_at, "
+        "SUM(CASE WHEN k.id IS NOT NULL AND k.revoked_at IS NULL AND NOT k.livemode "
+        "THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN k.id IS NOT NULL AND k.revoked_at IS NULL AND k.livemode "
+        "THEN 1 ELSE 0 END) "
+        "FROM accounts a LEFT JOIN api_keys k ON k.account_id = a.id "
+        "GROUP BY a.id, a.name, a.created_at ORDER BY a.created_at, a.id"
+    )
+    return [
+        AccountRow(str(account_id), str(name), int(created), int(test or 0), int(live or 0))
+        for account_id, name, created, test, live in rows
+    ]
 
 
 async def has_any_account(db: Database) -> bool:

@@ -19,6 +19,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 import asyncpg
 
@@ -68,6 +69,7 @@ class Turns:
     """
 
     def __init__(self, size: int) -> None:
+        self._size = size
         self._free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +77,14 @@ class Turns:
     def busy(self) -> bool:
         """Whether :meth:`take` would wait."""
         return not self._free
+
+    def taken(self) -> int:
+        """How many turns are held."""
+        return self._size - self._free
+
+    def waiting(self) -> int:
+        """How many callers wait for a turn (cancelled ones included until they are skipped)."""
+        return len(self._waiters)
 
     async def take(self) -> None:
         """Wait for a turn."""
@@ -105,6 +115,14 @@ class Turns:
         self._free += 1
 
 
+class PoolStats(NamedTuple):
+    """A pool's state at one moment, for the metrics."""
+
+    in_use: int
+    waiting: int
+    max_size: int
+
+
 class ConnectionPool:
     """Up to ``max_size`` connections, handed to callers in the order they asked."""
 
@@ -116,10 +134,15 @@ class ConnectionPool:
     ) -> None:
         self._connect = connect
         self._timeout = timeout
+        self._max_size = max_size
         # Each turn holder uses one connection, so there are never more than max_size.
         self._turns = Turns(max_size)
         # The most recently used connection is reused first (its backend is warm).
         self._idle: list[asyncpg.Connection] = []
+
+    def stats(self) -> PoolStats:
+        """Connections lent out, callers waiting for one, and the most there may be."""
+        return PoolStats(self._turns.taken(), self._turns.waiting(), self._max_size)
 
     async def fill(self, size: int) -> None:
         """Open connections until ``size`` are idle (at start)."""

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import httpx
 
+from overplane import metrics
 from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.rendering import EventRenderer
@@ -133,11 +134,17 @@ class DeliveryWorker:
     async def _attempt(self, delivery: DueDelivery) -> None:
         event = await self.events.retrieve(self.db, delivery.tenant, delivery.event_id)
         endpoint = await self.endpoints.retrieve(self.db, delivery.tenant, delivery.endpoint_id)
+        recorder = metrics.recorder()
         if event is None or endpoint is None or endpoint.disabled:
             await self.deliveries.give_up(self.db, delivery)
+            if recorder is not None:
+                recorder.delivery("dropped", None)
             return
         body = self.renderer.event(event)
         now = now_ms()
+        # The lag of a first attempt: how far behind its events the worker runs (a retry's
+        # wait is by design, and would drown it).
+        lag = (now - delivery.created_at) / 1000 if delivery.attempts == 0 else None
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(body, endpoint.signing_secrets(now), now // 1000),
@@ -179,6 +186,9 @@ class DeliveryWorker:
             next_attempt_at=next_attempt_at,
             succeeded=succeeded,
         )
+        if recorder is not None:
+            outcome = "succeeded" if succeeded else "retrying" if next_attempt_at else "failed"
+            recorder.delivery(outcome, lag)
 
 
 @contextlib.asynccontextmanager
