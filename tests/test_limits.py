@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -540,6 +541,29 @@ def test_a_client_burst_over_the_budget_never_fails_because_of_429(database_url:
         assert failures == []
         # 121 requests through a bucket of 10 at 20 a second: at least (121 - 10) / 20 s.
         assert elapsed >= (121 - 10) / 20 * 0.9
+
+
+@pytest.mark.slow
+def test_a_cli_import_over_the_budget_creates_every_row(database_url: str, tmp_path: Path) -> None:
+    """``overplane import`` (concurrent creates through the AsyncClient) against a key's
+    bucket of 10 refilling 20 a second: every one of 100 rows is created, none rejected,
+    the import paced by the server's 429s."""
+    from tests.test_cli_data import appointment_row, invoke, write_csv
+
+    settings = {**SMALL, "rate_limit_test_per_second": 20.0, "rate_limit_test_burst": 10}
+    path = tmp_path / "appointments.csv"
+    write_csv(path, [appointment_row(n) for n in range(100)])
+    with served_over_tcp(database_url, **settings) as base_url, in_process(database_url) as admin:
+        caller = admin.new_caller()
+        env = {"OVERPLANE_API_KEY": caller.key, "OVERPLANE_BASE_URL": base_url}
+        started = time.monotonic()
+        result = invoke(env, "import", "appointments", str(path), "--json")
+        elapsed = time.monotonic() - started
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert (summary["created"], summary["rejected"]) == (100, 0), summary
+        assert caller.total(APPOINTMENT) == 100
+    assert elapsed >= (100 - 10) / 20 * 0.9  # paced: the bucket, not the import, set the rate
 
 
 # --- two processes sharing Redis ----------------------------------------------------------
