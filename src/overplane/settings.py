@@ -545,9 +545,11 @@ class Settings:
         0.1,
         env="OVERPLANE_REDIS_TIMEOUT_SECONDS",
         parse=_parse_positive_float,
-        help="The longest a request waits for Redis (connect and answer). Past it, or when "
-        "Redis refuses, the request is served unlimited (fail open), the outage is logged "
-        "once, and Redis is tried again once a second.",
+        help="The longest one round trip to Redis may take (connect and answer; the takes of "
+        "one event-loop turn share one). A request waits at most twice this: the round trip "
+        "in flight, then its own. Past it, or when Redis refuses, the request is served "
+        "unlimited (fail open), the outage is logged once, and Redis is tried again once a "
+        "second.",
     )
     cors_origins: tuple[str, ...] = setting(
         (),
