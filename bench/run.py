@@ -42,6 +42,7 @@ Knobs (environment): ``BENCH_QUICK=1`` (a smoke run of about three minutes),
 ``BENCH_SOAK_SECONDS`` (60; the issue asks for 300), ``BENCH_PROFILE`` (1 or 0),
 ``BENCH_PROFILE_SECONDS`` (5), ``BENCH_EXTRAS`` (1 or 0: workers and access-log runs),
 ``BENCH_EVENTS`` (1 or 0: the cost of events on writes, ``bench/events.py``),
+``BENCH_LIMITS`` (1 or 0: the cost of the rate limiter on retrieve, ``bench/limits.py``),
 ``BENCH_HTTP_SERVER`` (``uvicorn`` or ``granian``: ``overplane serve --http-server`` and the
 ceiling both run on it),
 ``BENCH_BACKENDS`` (``sqlite,postgresql``), ``BENCH_PG_URL`` (an administrative connection,
@@ -156,6 +157,7 @@ class Config:
     profile_seconds: int
     extras: bool
     events: bool
+    limits: bool
     backends: tuple[str, ...]
     pg_admin_url: str
     server_cpus: str
@@ -186,6 +188,7 @@ class Config:
             profile_seconds=_env_int("BENCH_PROFILE_SECONDS", 5),
             extras=_env_flag("BENCH_EXTRAS", True),
             events=_env_flag("BENCH_EVENTS", True),
+            limits=_env_flag("BENCH_LIMITS", True),
             backends=backends,
             pg_admin_url=os.environ.get(
                 "BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -359,9 +362,10 @@ class Bench:
         access_log: bool = False,
         events: bool = True,
         cpus: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> Iterator[Server]:
-        """``overplane serve`` on ``database_url`` (``events``: OVERPLANE_EVENTS); its output
-        goes to a file."""
+        """``overplane serve`` on ``database_url`` (``events``: OVERPLANE_EVENTS; further
+        variables in ``extra_env``); its output goes to a file."""
         port = free_port()
         env = {
             "OVERPLANE_DATABASE_URL": database_url,
@@ -369,6 +373,7 @@ class Bench:
             "OVERPLANE_ACCESS_LOG": "true" if access_log else "false",
             "OVERPLANE_EVENTS": "true" if events else "false",
             "PYTHONPATH": str(self.source),
+            **(extra_env or {}),
         }
         with (
             (self.workdir / f"server-{label}.log").open("wb") as output,
@@ -731,7 +736,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="overplane-bench-"))
     started = time.monotonic()
     load_before = load_average()
-    events_section = ""
+    events_section = limits_section = ""
     try:
         bench = Bench(config, workdir)
         results = bench.run()
@@ -744,6 +749,14 @@ def main() -> int:
             phase_load = f"{phase_load} and {load_average()}"
             elapsed = time.monotonic() - phase_started
             events_section = events.render(bench, rows, elapsed, phase_load)
+        if config.limits:
+            from bench import limits
+
+            phase_started, phase_load = time.monotonic(), load_average()
+            limit_rows = limits.run_phase(bench)
+            phase_load = f"{phase_load} and {load_average()}"
+            elapsed = time.monotonic() - phase_started
+            limits_section = limits.render(bench, limit_rows, elapsed, phase_load)
     finally:
         if config.keep:
             log(f"kept the working directory {workdir}")
@@ -759,6 +772,9 @@ def main() -> int:
     if events_section:
         print(events_section)
         report.replace_section(config.doc, "events", events_section)
+    if limits_section:
+        print(limits_section)
+        report.replace_section(config.doc, "limits", limits_section)
     log(f"wrote {config.doc}")
     return 0
 

@@ -56,6 +56,11 @@ from overplane.webhooks import SIGNATURE_HEADER
 
 T = TypeVar("T")
 
+#: The tests run without rate limits (a suite sends far more than 25 requests a second with
+#: one key), except those of the limits, which ask for them: tests/test_limits.py.
+NO_LIMITS: dict[str, Any] = {"rate_limit": False}
+NO_LIMITS_ENV = {"OVERPLANE_RATE_LIMIT": "off"}
+
 #: The header a replayed response carries (docs/api.md, "Safe retries").
 REPLAYED = "idempotent-replayed"
 #: A request id as every response carries it, in ``Request-Id`` and in an error's body.
@@ -69,6 +74,7 @@ ERROR_TYPES = {
     408: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
+    429: "rate_limit_error",
     431: "invalid_request_error",
     500: "api_error",
     503: "api_error",
@@ -207,8 +213,9 @@ def in_process(database_url: str, **settings: Any) -> Iterator[Server]:
     """The application on ``database_url`` (already migrated) in this process, started and,
     at the end, shut down; a server error is a 500 response, as a client would see it.
     ``settings`` are further :class:`Settings` values (the access log is off, and so is the
-    webhook worker unless asked for: a worker sends every due delivery of its database)."""
-    values: dict[str, Any] = {"access_log": False, "webhook_worker": False} | settings
+    webhook worker unless asked for: a worker sends every due delivery of its database; and
+    so are the rate limits, unless a test of them asks for them)."""
+    values: dict[str, Any] = {"access_log": False, "webhook_worker": False} | NO_LIMITS | settings
     app = OverplaneApp(Settings(database_url=database_url, **values))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Server(app=app, client=client, database_url=database_url)
@@ -427,7 +434,7 @@ def is_listening(port: int) -> bool:
 
 def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run one ``overplane`` command to completion."""
-    environ = {**os.environ, "OVERPLANE_DATABASE_URL": database_url, **env}
+    environ = {**os.environ, **NO_LIMITS_ENV, "OVERPLANE_DATABASE_URL": database_url, **env}
     return subprocess.run(
         [*OVERPLANE, *args], env=environ, capture_output=True, text=True, timeout=60, check=False
     )
@@ -514,7 +521,7 @@ class ServerLauncher:
         port = free_port()
         log_path = self.directory / f"server-{port}.log"
         out_path = self.directory / f"server-{port}.out"
-        environ = {**os.environ, "OVERPLANE_DATABASE_URL": database_url, **env}
+        environ = {**os.environ, **NO_LIMITS_ENV, "OVERPLANE_DATABASE_URL": database_url, **env}
         with out_path.open("wb") as out, log_path.open("wb") as log:
             process = subprocess.Popen(
                 [*OVERPLANE, "serve", "--port", str(port), *args],
@@ -623,7 +630,7 @@ def served_over_tcp(database_url: str, **settings: Any) -> Iterator[str]:
     a client of it speaks real HTTP); its base URL. ``settings`` as for :func:`in_process`."""
     import uvicorn
 
-    values: dict[str, Any] = {"access_log": False, "webhook_worker": False} | settings
+    values: dict[str, Any] = {"access_log": False, "webhook_worker": False} | NO_LIMITS | settings
     app = OverplaneApp(Settings(database_url=database_url, **values))
     port = free_port()
     config = uvicorn.Config(

@@ -45,6 +45,7 @@ from overplane.client import (
     RateLimitError,
     generate,
 )
+from overplane.client.calls import RetryPolicy
 from overplane.client.clients import OBJECT_CLASSES
 from overplane.client.errors import error_class, retry_after_seconds
 from overplane.declarations import APPOINTMENT, RESOURCES, Resource
@@ -584,6 +585,22 @@ def test_rate_limits_are_waited_out_as_the_server_asks() -> None:
     assert len(server.arrivals) == 1
     assert retry_after_seconds({"RateLimit": "limit=100, remaining=0, reset=7"}) == 7
     assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+
+
+def test_a_429_is_waited_out_as_often_as_it_comes_within_a_total_wait() -> None:
+    """A 429 is the server pacing its callers: five in a row do not use up ``max_retries``
+    (2), and the call succeeds; only more waiting than ``max_retry_after`` in all raises."""
+    ok = Scripted(201, {"id": "party-link_1", "primary_role": "r"})
+    limited = Scripted(429, error_body("rate_limit_error", "rate_limited"), {"Retry-After": "0"})
+    server, result = retry_case([limited] * 5 + [ok])
+    assert result.id == "party-link_1"
+    assert len(server.arrivals) == 6
+    policy = RetryPolicy(max_retry_after=2.5)
+    asked = httpx.Response(429, headers={"Retry-After": "1"})
+    assert policy.wait_for_rate_limit(0.0, asked) == 1
+    assert policy.wait_for_rate_limit(1.0, asked) == 1
+    assert policy.wait_for_rate_limit(2.0, asked) is None  # 3 s in all would be too long
+    assert RetryPolicy(max_retries=0).wait_for_rate_limit(0.0, asked) is None
 
 
 def test_server_errors_are_retried_then_raised() -> None:

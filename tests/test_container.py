@@ -140,9 +140,7 @@ def test_compose_runs_the_server_on_postgres_and_redis() -> None:
     assert set(server["depends_on"]) == {"postgres", "redis"}
     environment: dict[str, str] = server["environment"]
     declared = {spec.env for spec in SETTINGS.values()}
-    # OVERPLANE_REDIS_URL (shared rate limits) is declared by the rate-limit work of the same
-    # issue; accepted here whether or not it has been merged yet.
-    assert set(environment) - declared <= {"OVERPLANE_REDIS_URL"}
+    assert set(environment) <= declared
     database = services["postgres"]["environment"]
     url = environment["OVERPLANE_DATABASE_URL"]
     assert url == (

@@ -19,6 +19,7 @@ from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.ids import new_random_token
 from tests.helpers import (
+    NO_LIMITS,
     REQUEST_ID,
     Caller,
     Server,
@@ -427,7 +428,10 @@ def test_auth_cache_forgets_a_revoked_key_within_its_lifetime(server: Server) ->
     revoked elsewhere keeps working here at most for the cache's lifetime, then gets 401."""
     lifetime = 0.5
     settings = Settings(
-        database_url=server.database_url, access_log=False, auth_cache_seconds=lifetime
+        database_url=server.database_url,
+        access_log=False,
+        auth_cache_seconds=lifetime,
+        **NO_LIMITS,
     )
     caller = server.new_caller()
     with TestClient(OverplaneApp(settings)) as cached:

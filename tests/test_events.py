@@ -22,7 +22,7 @@ from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
 from overplane.storage import migrate
-from tests.helpers import Caller, Server, optional_field, valid_body
+from tests.helpers import NO_LIMITS, Caller, Server, optional_field, valid_body
 
 EVENTS = "/api/events"
 
@@ -230,7 +230,9 @@ def test_events_are_swept_after_their_retention(server: Server, api: Caller) -> 
 
 @pytest.mark.parametrize("resource", [APPOINTMENT], ids=["appointment"])
 def test_writes_record_no_events_when_they_are_off(server: Server, resource: Resource) -> None:
-    app = OverplaneApp(Settings(database_url=server.database_url, access_log=False, events=False))
+    app = OverplaneApp(
+        Settings(database_url=server.database_url, access_log=False, events=False, **NO_LIMITS)
+    )
     caller = server.new_caller()
     with TestClient(app) as client:
         quiet = Caller(client, caller.key, caller.account_name)

@@ -26,7 +26,14 @@ from overplane.storage.database import (
     KEY_WATCH_RETRY_SECONDS,
     SQLiteDatabase,
 )
-from tests.helpers import RunningServer, ServerLauncher, new_api_key, run_cli, sql
+from tests.helpers import (
+    NO_LIMITS,
+    RunningServer,
+    ServerLauncher,
+    new_api_key,
+    run_cli,
+    sql,
+)
 
 PATH = "/api/accounts/party-link"
 #: A notification crosses processes in milliseconds; this bound only keeps a broken build from
@@ -154,7 +161,9 @@ def test_sqlite_caches_keys_and_forgets_them_on_any_write(
     OVERPLANE_KEY_CACHE=false it is looked up on every request."""
     migrate.upgrade(tmp_sqlite_url)
     key = new_api_key()
-    app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False, key_cache=key_cache))
+    app = OverplaneApp(
+        Settings(database_url=tmp_sqlite_url, access_log=False, key_cache=key_cache, **NO_LIMITS)
+    )
     with TestClient(app) as client:
         assert client.portal is not None
         assert app.db is not None
@@ -192,7 +201,9 @@ def test_servers_started_and_stopped_at_once_shut_down_promptly(database_url: st
 
     def start_and_stop() -> None:
         for _ in range(10):
-            with TestClient(OverplaneApp(Settings(database_url=database_url, access_log=False))):
+            with TestClient(
+                OverplaneApp(Settings(database_url=database_url, access_log=False, **NO_LIMITS))
+            ):
                 pass
 
     worker = threading.Thread(target=start_and_stop, daemon=True)

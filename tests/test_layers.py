@@ -43,6 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"storage", *BASE},
     # Objects and events as the API shows them: for the API, webhook bodies and the pages.
     "rendering": {"declarations", "storage", *BASE},
+    # Token buckets, in process and in Redis: nothing of the project but the settings.
+    "limits": {*BASE},
     "web": {"declarations", "storage", "auth", "rendering", "validation", *BASE},
     # http/ validates webhook URLs with webhooks/addresses.py when endpoints are written.
     "http": {
@@ -52,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
         "rendering",
         "validation",
         "webhooks",
+        "limits",
         "logs",
         "metrics",
         *BASE,
@@ -67,6 +70,7 @@ ALLOWED: dict[str, set[str]] = {
         "http",
         "web",
         "webhooks",
+        "limits",
         "logs",
         "metrics",
         "client",

@@ -28,6 +28,7 @@ from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.schema import metadata
 from tests.helpers import (
+    NO_LIMITS,
     count_and_counter,
     in_process,
     index_names,
@@ -181,10 +182,13 @@ def test_sqlite_opened_by_the_app_is_in_wal_mode_with_a_busy_timeout(
         journal_mode(tmp_sqlite_url) == "delete"
     )  # SQLite's default: the app must be what changes it
 
-    settings = Settings(database_url=tmp_sqlite_url, access_log=False)
+    settings = Settings(database_url=tmp_sqlite_url, access_log=False, **NO_LIMITS)
     if busy_timeout_ms is not None:
         settings = Settings(
-            database_url=tmp_sqlite_url, access_log=False, sqlite_busy_timeout_ms=busy_timeout_ms
+            database_url=tmp_sqlite_url,
+            access_log=False,
+            sqlite_busy_timeout_ms=busy_timeout_ms,
+            **NO_LIMITS,
         )
     app = OverplaneApp(settings)
     with TestClient(app) as client:

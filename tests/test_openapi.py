@@ -57,7 +57,7 @@ from overplane.settings import Settings
 from overplane.storage import migrate
 from overplane.storage.database import sqlite_path
 from overplane.validation.list_query import ListQueryParser
-from tests.helpers import Caller, Server, valid_body
+from tests.helpers import NO_LIMITS, Caller, Server, valid_body
 
 JSONObject = dict[str, Any]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -504,7 +504,9 @@ def test_database_unavailable_is_a_documented_503(tmp_sqlite_url: str) -> None:
     """When the database cannot take a write, create answers the documented 503 with Retry-After."""
     migrate.upgrade(tmp_sqlite_url)
     app = OverplaneApp(
-        Settings(database_url=tmp_sqlite_url, access_log=False, sqlite_busy_timeout_ms=50)
+        Settings(
+            database_url=tmp_sqlite_url, access_log=False, sqlite_busy_timeout_ms=50, **NO_LIMITS
+        )
     )
     resource = RESOURCES[0]
     with TestClient(app, raise_server_exceptions=False) as client:

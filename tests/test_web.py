@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 
 from overplane.http.app import OverplaneApp
 from overplane.settings import Settings
-from tests.helpers import RunningServer, ServerLauncher
+from tests.helpers import NO_LIMITS, RunningServer, ServerLauncher
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "overplane" / "web"
 SWAGGER_UI = WEB / "static" / "swagger-ui"
@@ -97,7 +97,7 @@ def policy(header: str) -> dict[str, list[str]]:
 @pytest.fixture
 def client(tmp_sqlite_url: str) -> TestClient:
     """The application in process, without its lifespan: the pages need no database."""
-    app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False))
+    app = OverplaneApp(Settings(database_url=tmp_sqlite_url, access_log=False, **NO_LIMITS))
     return TestClient(app, base_url="http://127.0.0.1")
 
 
@@ -149,6 +149,22 @@ def test_docs_page_uses_only_same_origin_files_under_a_strict_policy(client: Tes
     allowed = {"'self'", "'none'", "'unsafe-inline'", "data:"}
     assert {source for sources in csp.values() for source in sources} <= allowed
     assert "'unsafe-inline'" in csp["style-src"]  # Swagger UI sets style attributes
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/dashboard/sign-in"])
+def test_every_html_page_carries_the_security_headers(client: TestClient, path: str) -> None:
+    """Each HTML page: a CSP, no MIME sniffing, no referrer to other sites, and framing
+    denied twice (CSP ``frame-ancestors 'none'`` and, for browsers before CSP level 2,
+    ``X-Frame-Options: DENY``)."""
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] in {"no-referrer", "same-origin"}
+    assert response.headers["x-frame-options"] == "DENY"
+    csp = policy(response.headers["content-security-policy"])
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["base-uri"] == ["'none'"]
 
 
 def test_docs_script_keeps_the_key_in_memory_and_calls_no_validator(client: TestClient) -> None:

@@ -19,6 +19,7 @@
     ├── BodyTooLarge                413 body_too_large
     ├── ContentTypeUnsupported      415 content_type_unsupported
     ├── IdempotencyKeyReused        422 idempotency_error idempotency_key_reused
+    ├── RateLimited                 429 rate_limit_error rate_limited, with Retry-After
     ├── HeadersTooLarge             431 headers_too_large (http/protocol.py)
     ├── Unavailable                 503 api_error unavailable, with Retry-After
     └── InternalError               500 api_error internal_error
@@ -51,6 +52,9 @@ class APIError(Exception):
         self.message = message
         self.param = param
         self.headers = headers or {}
+        #: The RateLimit-* headers of the bucket the request took from, if any (set by
+        #: the application, which alone knows the limits).
+        self.limit_headers: tuple[tuple[str, str], ...] = ()
         if code is not None:
             self.code = code
 
@@ -162,6 +166,17 @@ class ContentTypeUnsupported(APIError):
     code = "content_type_unsupported"
 
 
+class RateLimited(APIError):
+    """Over a key's budget, or too many failed authentications from one address."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
 class Unavailable(APIError):
     status = 503
     type = "api_error"
@@ -199,6 +214,7 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
     (413, "invalid_request_error", "body_too_large"),
     (415, "invalid_request_error", "content_type_unsupported"),
     (422, "idempotency_error", "idempotency_key_reused"),
+    (429, "rate_limit_error", "rate_limited"),
     (431, "invalid_request_error", "headers_too_large"),
     (500, "api_error", "internal_error"),
     (503, "api_error", "unavailable"),

@@ -122,6 +122,22 @@ def _parse_optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated origins (``https://app.example.com``, with a port if not
+    the scheme's own), or ``*``; lower-cased, as browsers send them."""
+    origins: list[str] = []
+    for item in raw.replace(",", " ").split():
+        origin = item.strip().rstrip("/").lower()
+        if origin != "*":
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"{item!r} is not an origin like https://app.example.com")
+            if parts.path or parts.query or parts.fragment or parts.username:
+                raise ValueError(f"{item!r}: an origin is a scheme, a host and a port only")
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _parse_directory(raw: str) -> str:
     path = Path(raw.strip()).expanduser()
     if not path.is_absolute():
@@ -152,7 +168,7 @@ class Setting:
         if self.documented is not None:
             return self.documented
         value = self.default
-        if value is None:
+        if value is None or value == ():
             return "unset"
         if isinstance(value, bool):
             value = str(value).lower()
@@ -460,6 +476,90 @@ class Settings:
         parse=_parse_positive_int,
         help="On SIGTERM, how long the server waits for requests in flight before it closes "
         "their connections.",
+    )
+    rate_limit: bool = setting(
+        True,
+        env="OVERPLANE_RATE_LIMIT",
+        parse=_parse_bool,
+        help="Rate limits: per key (a token bucket each, budgets below) and failed "
+        "authentications per client address. `off` turns every limit off (benchmarks, "
+        "trusted networks), and the `RateLimit-*` headers with them. See "
+        "[limits.md](limits.md).",
+    )
+    rate_limit_live_per_second: float = setting(
+        100.0,
+        env="OVERPLANE_RATE_LIMIT_LIVE_PER_SECOND",
+        parse=_parse_positive_float,
+        help="Requests per second one live-mode key may make, sustained (Stripe's budget).",
+    )
+    rate_limit_live_burst: int = setting(
+        100,
+        env="OVERPLANE_RATE_LIMIT_LIVE_BURST",
+        parse=_parse_positive_int,
+        help="Requests one idle live-mode key may make at once: the size of its bucket "
+        "(`RateLimit-Limit`).",
+    )
+    rate_limit_test_per_second: float = setting(
+        25.0,
+        env="OVERPLANE_RATE_LIMIT_TEST_PER_SECOND",
+        parse=_parse_positive_float,
+        help="Requests per second one test-mode key may make, sustained (Stripe's budget).",
+    )
+    rate_limit_test_burst: int = setting(
+        25,
+        env="OVERPLANE_RATE_LIMIT_TEST_BURST",
+        parse=_parse_positive_int,
+        help="Requests one idle test-mode key may make at once.",
+    )
+    rate_limit_failed_auth_per_second: float = setting(
+        1.0,
+        env="OVERPLANE_RATE_LIMIT_FAILED_AUTH_PER_SECOND",
+        parse=_parse_positive_float,
+        help="Failed authentications (a missing, malformed, unknown or revoked key) per second "
+        "one client address may make, sustained. Past it, requests from that address are "
+        "answered `429 rate_limited` without their key being looked at, so keys cannot be "
+        "guessed faster than this.",
+    )
+    rate_limit_failed_auth_burst: int = setting(
+        20,
+        env="OVERPLANE_RATE_LIMIT_FAILED_AUTH_BURST",
+        parse=_parse_positive_int,
+        help="Failed authentications one client address may make at once.",
+    )
+    redis_url: str | None = setting(
+        None,
+        env="OVERPLANE_REDIS_URL",
+        parse=_parse_optional_str,
+        help="`redis://host:6379/0`: keep the rate-limit buckets in Redis, so that every "
+        "server process on every host enforces one limit. Unset: each process keeps its "
+        "own buckets (N processes allow N times the budget).",
+    )
+    redis_prefix: str = setting(
+        "overplane:ratelimit",
+        env="OVERPLANE_REDIS_PREFIX",
+        parse=str,
+        help="The prefix of every Redis key the server writes (`<prefix>:key:<key id>`, "
+        "`<prefix>:addr:<address>`), for sharing one Redis with other programs.",
+    )
+    redis_timeout_seconds: float = setting(
+        0.1,
+        env="OVERPLANE_REDIS_TIMEOUT_SECONDS",
+        parse=_parse_positive_float,
+        help="The longest one round trip to Redis may take (connect and answer; the takes of "
+        "one event-loop turn share one). A request waits at most twice this: the round trip "
+        "in flight, then its own. Past it, or when Redis refuses, the request is served "
+        "unlimited (fail open), the outage is logged once, and Redis is tried again once a "
+        "second.",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        env="OVERPLANE_CORS_ORIGINS",
+        parse=_parse_origins,
+        help="Browser origins allowed to call the API (comma-separated, "
+        "`https://app.example.com,http://localhost:3000`, or `*` for any): their `OPTIONS` "
+        "preflights are answered without a key, and responses to them carry the CORS "
+        "headers. Unset: no CORS headers at all (a browser on another origin cannot read "
+        "responses).",
     )
 
     http_header_timeout_seconds: float = setting(

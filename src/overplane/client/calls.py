@@ -167,6 +167,12 @@ class RetryPolicy:
     ``idempotency_key_in_use``, 429 and 5xx; never another 4xx, which would fail again the
     same way. Every call can be retried safely: reads change nothing, and writes carry an
     Idempotency-Key.
+
+    A 429 is not a failure but the server pacing its callers: it is waited out as often as it
+    comes (while retries are on), as long as the server asks, until the call has waited
+    ``max_retry_after`` seconds for 429s in all; it does not use up ``max_retries``. Measured:
+    eight threads sharing one key over a bucket of 10 refilling 20 a second, three attempts
+    were not always enough (a call of 120 failed in two runs of five).
     """
 
     max_retries: int = 2
@@ -182,6 +188,17 @@ class RetryPolicy:
         """The wait before retry number ``retry`` (0 for the first), with jitter."""
         base: float = min(self.max_delay, self.initial_delay * 2**retry)
         return base * (1 - random.random() / 2)
+
+    def wait_for_rate_limit(self, waited: float, response: httpx.Response) -> float | None:
+        """Seconds to wait after a 429, having waited ``waited`` for 429s already, or None
+        to raise it (retries off, or more waiting than ``max_retry_after`` in all)."""
+        if self.max_retries <= 0:
+            return None
+        asked = retry_after_seconds(response.headers)
+        wait = self.initial_delay if asked is None else asked
+        if waited + wait > self.max_retry_after:
+            return None
+        return wait
 
     def wait_after(self, retry: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retry ``retry`` after ``response`` (None: a transport error),
@@ -235,6 +252,7 @@ def exchange(
     :class:`Wait` (sleep, send back None); returns the parsed result or raises the typed
     error (:class:`APIConnectionError` when no response came)."""
     retry = 0
+    rate_limited_for = 0.0
     while True:
         outcome = yield request
         if isinstance(outcome, httpx.TransportError):
@@ -246,6 +264,13 @@ def exchange(
                 ) from outcome
         elif outcome.is_success:
             return call.parse(outcome.json() if outcome.content else None)
+        elif outcome.status_code == 429:
+            wait = policy.wait_for_rate_limit(rate_limited_for, outcome)
+            if wait is None:
+                raise error_from_response(outcome)
+            rate_limited_for += wait
+            yield Wait(wait)
+            continue  # paced by the server: not one of max_retries
         else:
             wait = policy.wait_after(retry, outcome)
             if wait is None:

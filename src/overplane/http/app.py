@@ -1,10 +1,12 @@
 """The ASGI application: the path every request takes, and the one place errors are rendered.
 
-``request ─▶ request id ─▶ trailing slash folded ─▶ auth (/api only, before routing)
-─▶ ApiRouter (paths derived from the declarations) ─▶ handler ─▶ Reply + Request-Id ─▶ log``
+``request ─▶ request id ─▶ trailing slash folded ─▶ CORS preflight answered (listed origins)
+─▶ (/api only) address blocked for failed authentications? ─▶ auth (before routing)
+─▶ the key's rate limit ─▶ ApiRouter (paths derived from the declarations) ─▶ handler
+─▶ Reply + Request-Id + RateLimit-* (+ CORS) ─▶ log``
 
 Authentication runs before routing so that a caller without a valid key learns nothing, not
-even whether a route exists. Any exception below is turned into the contract's error JSON here.
+even whether a route exists; the key's rate limit runs right after it, before any other work. Any exception below is turned into the contract's error JSON here.
 The few paths outside /api (health, OpenAPI, docs) go through a Starlette router; /api paths
 skip the framework (see :mod:`overplane.http.messages`).
 """
@@ -16,6 +18,7 @@ import contextlib
 import gc
 import logging
 import time
+from typing import TypeVar
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,11 +32,13 @@ from overplane.clock import now_ms
 from overplane.declarations import RESOURCES
 from overplane.http import access_log, openapi
 from overplane.http.calendar_feeds import CalendarFeedEndpoint
+from overplane.http.cors import Cors
 from overplane.http.errors import (
     APIError,
     AuthenticationFailed,
     InternalError,
     MethodNotAllowed,
+    RateLimited,
     RouteMissing,
     Unavailable,
     error_response,
@@ -42,6 +47,7 @@ from overplane.http.events import EventEndpoint
 from overplane.http.messages import ApiRequest, send_reply
 from overplane.http.routes import ApiRouter, ResourceEndpoint, Services
 from overplane.http.webhook_endpoints import WebhookEndpointEndpoint
+from overplane.limits import Decision, RateLimiter
 from overplane.rendering import encode
 from overplane.settings import Settings
 from overplane.storage import idempotency as idempotency_records
@@ -60,6 +66,33 @@ logger = logging.getLogger("overplane.errors")
 #: The paths outside /api that the router serves as they are (metrics label them by path).
 STATIC_ROUTES = frozenset({"/", "/docs", "/healthz", "/readyz", "/openapi.json"})
 JSON = "application/json"
+
+
+#: The messages of the two 429s.
+OVER_BUDGET = (
+    "Too many requests with this API key; retry after the Retry-After delay (the "
+    "RateLimit-* headers show the budget)."
+)
+TOO_MANY_FAILURES = (
+    "Too many failed authentications from this address; retry after the Retry-After delay."
+)
+
+
+E = TypeVar("E", bound=APIError)
+
+
+def with_limit(error: E, decision: Decision | None) -> E:
+    """``error``, to be sent with ``decision``'s RateLimit-* headers (none for None)."""
+    if decision is not None:
+        error.limit_headers = decision.headers()
+    return error
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's IP address as the HTTP server reports it (behind a trusted proxy,
+    uvicorn puts the forwarded one there), or None (a Unix socket)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -113,6 +146,8 @@ class OverplaneApp:
             settings.access_log_flush_seconds,
             logs.resolve(settings.log_format),
         )
+        self.limiter = RateLimiter(settings)
+        self.cors = Cors(settings.cors_origins)
 
     @property
     def idempotency_ttl_ms(self) -> int:
@@ -147,6 +182,8 @@ class OverplaneApp:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.sweeper = self.worker = None
+        await self.limiter.close()
+
         if self.metrics is not None:
             self.metrics.stop()
             metrics.mark_process_dead()
@@ -214,15 +251,32 @@ class OverplaneApp:
         status = 500
         response_started = False
         principal: Principal | None = None
+        #: The RateLimit-* headers of the bucket this request took from (none when off).
+        limit_headers: tuple[tuple[str, str], ...] = ()
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
+        origin = self.cors.allowed_origin(scope) if self.cors.enabled else None
+        preflight = origin is not None and self.cors.is_preflight(scope)
+        if origin is not None and not preflight:
+            send = self.with_cors_headers(send, origin)
         try:
+            if origin is not None and preflight:
+                status = 204
+                response_started = True
+                await self.answer_preflight(send, origin, request_id)
             # "/api/" is folded to "/api" above, and it is an /api path like any other.
-            if path == "/api" or path.startswith("/api/"):
-                principal = await self.authenticate(scope)
+            elif path == "/api" or path.startswith("/api/"):
+                if self.limiter.enabled:
+                    principal = await self.authenticate_within_limits(scope)
+                    # Assigned first, so that the access log names the account of a 429.
+                    limit_headers = await self.take_from_key(principal)
+                else:
+                    principal = await self.authenticate(scope)
                 request = ApiRequest(scope, receive, path, request_id, principal, self.database())
                 reply = await self.api(request)
+                if limit_headers:
+                    reply = reply._replace(headers=reply.headers + limit_headers)
                 status = reply.status
                 response_started = True
                 await send_reply(send, reply, request_id)
@@ -244,6 +298,12 @@ class OverplaneApp:
             if response_started:  # too late for an error body; the server closes the stream
                 raise
             reply = error_response(self.as_api_error(exc, request_id, scope), request_id)
+            # The key's bucket (an error after the limit was taken), or the bucket that
+            # refused or charged the request (429, 401).
+            if isinstance(exc, APIError) and exc.limit_headers:
+                limit_headers = exc.limit_headers
+            if limit_headers:
+                reply = reply._replace(headers=reply.headers + limit_headers)
             status = reply.status
             await send_reply(send, reply, request_id)
         finally:
@@ -259,6 +319,53 @@ class OverplaneApp:
                 request_id,
                 principal.tenant.account_id if principal else None,
             )
+
+    async def authenticate_within_limits(self, scope: Scope) -> Principal:
+        """The principal, within the address's failed-authentication limit: raises
+        :class:`RateLimited` (429) or :class:`AuthenticationFailed` (401), either carrying the
+        address bucket's headers."""
+        address = client_address(scope)
+        blocked = self.limiter.blocked(address)
+        if blocked is not None:  # answered without looking at the key
+            raise with_limit(RateLimited(TOO_MANY_FAILURES, blocked.retry_after), blocked)
+        try:
+            principal = await self.authenticate(scope)
+        except AuthenticationFailed as exc:
+            charged = await self.limiter.failed_authentication(address)
+            if charged is not None and not charged.allowed:
+                refused = RateLimited(TOO_MANY_FAILURES, charged.retry_after)
+                raise with_limit(refused, charged) from None
+            with_limit(exc, charged)
+            raise
+        return principal
+
+    async def take_from_key(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        """A token from the key's bucket: its RateLimit-* headers, or :class:`RateLimited`
+        (429) when it has none left."""
+        decision = await self.limiter.take_for_key(principal.key_id, principal.tenant.livemode)
+        if decision is None:  # failing open (Redis down): served without headers
+            return ()
+        if not decision.allowed:
+            raise with_limit(RateLimited(OVER_BUDGET, decision.retry_after), decision)
+        return decision.headers()
+
+    def with_cors_headers(self, send: Send, origin: str) -> Send:
+        """``send``, adding the CORS headers for ``origin`` to the response's start."""
+        extra = self.cors.response_headers(origin)
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        return send_with_cors
+
+    async def answer_preflight(self, send: Send, origin: str, request_id: str) -> None:
+        """``204`` to a CORS preflight from an allowed origin: no key needed, no limit taken
+        (browsers send preflights without credentials and cache the answer)."""
+        headers = [*self.cors.preflight_headers(origin), (b"request-id", request_id.encode())]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
 
     def route_of(self, path: str) -> str:
         """The route template of ``path`` (bounded label values for the metrics)."""

@@ -44,6 +44,8 @@ _ERROR_DESCRIPTIONS = {
     412: "If-Match names a version the object no longer has; nothing was changed.",
     415: "The body is not sent as application/json.",
     422: "The Idempotency-Key was first used with a different method, path or body.",
+    429: "Too many requests: the key's budget is spent, or this address failed authentication "
+    "too often; retry after the Retry-After delay.",
     500: "An unexpected error on the server.",
     503: "The database is unavailable; retry after the Retry-After delay.",
 }
@@ -61,6 +63,27 @@ _ERROR_HEADERS: dict[int, JSONObject] = {
             "required": True,
             "schema": {"type": "string", "const": "Bearer"},
         }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Whole seconds until a request can pass again.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        "RateLimit-Limit": {
+            "description": "The bucket's size: the most requests the key (or, after failed "
+            "authentications, the address) may send at once. Every /api response that took a "
+            "token carries the three RateLimit headers (docs/limits.md).",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        "RateLimit-Remaining": {
+            "description": "Whole tokens left: 0 here.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "RateLimit-Reset": {
+            "description": "Seconds until the bucket is full again.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
     },
     503: {
         "Retry-After": {
@@ -326,7 +349,7 @@ def _paths(resource: Resource) -> dict[str, JSONObject]:
     create_example = {f.name: f.example for f in resource.required_fields}
     update_example = {f.name: f.example for f in resource.fields[:2]}
     id_parameter = _id_parameter(name)
-    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    errors = {str(s): _error_response(s) for s in (400, 401, 429, 500, 503)}
     with_404 = errors | {"404": _error_response(404)}
     with_body = {"413": _error_response(413), "415": _error_response(415)}
     idempotent = {"409": _error_response(409), "422": _error_response(422)}
@@ -543,7 +566,7 @@ def _event_example() -> JSONObject:
 
 
 def _event_paths() -> dict[str, JSONObject]:
-    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    errors = {str(s): _error_response(s) for s in (400, 401, 429, 500, 503)}
     parameters = [
         *_page_parameters("event", "events"),
         _query(
@@ -733,7 +756,7 @@ def _webhook_endpoint_schemas() -> dict[str, JSONObject]:
 
 
 def _webhook_endpoint_paths() -> dict[str, JSONObject]:
-    errors = {str(s): _error_response(s) for s in (400, 401, 500, 503)}
+    errors = {str(s): _error_response(s) for s in (400, 401, 429, 500, 503)}
     with_404 = errors | {"404": _error_response(404)}
     with_body = {"413": _error_response(413), "415": _error_response(415)}
     idempotent = {"409": _error_response(409), "422": _error_response(422)}

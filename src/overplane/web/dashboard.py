@@ -65,6 +65,8 @@ PAGE_HEADERS = {
     # forms' POSTs, which the Origin check must refuse; same-origin still tells other sites
     # nothing (the URLs hold object ids and filters).
     "Referrer-Policy": "same-origin",
+    # frame-ancestors 'none' says it to current browsers; this to those before CSP level 2.
+    "X-Frame-Options": "DENY",
     # Pages show account data: never kept by the browser's cache or a proxy.
     "Cache-Control": "no-store",
 }
