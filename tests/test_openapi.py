@@ -698,9 +698,13 @@ def test_schemathesis_finds_no_violations(
         body = {"url": "https://hooks.example.com/x", "enabled_events": ["*"]}
         return str(api.post("/api/webhook-endpoints", json=body).json()["id"])
 
+    def make_feed() -> str:
+        return str(api.post("/api/crm/calendar-feeds", json={}).json()["id"])
+
     makers = {r.path: object_maker(r) for r in RESOURCES} | {
         "/api/events": make_event,
         "/api/webhook-endpoints": make_endpoint,
+        "/api/crm/calendar-feeds": make_feed,
     }
     sent: dict[str, int] = {}
     for result in schema.get_all_operations():
