@@ -607,6 +607,9 @@ def test_the_dashboard_in_a_browser(
         # Create: a blank required field first, then the real thing.
         page.get_by_role("link", name="Appointments", exact=True).click()
         page.get_by_role("link", name="New appointment").click()
+        # The new page must have loaded before the key press, or Tab lands on the old one.
+        page.wait_for_url("**/new")
+        page.wait_for_load_state()
         page.keyboard.press("Tab")
         expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
         page.locator("#customer_name").focus()
