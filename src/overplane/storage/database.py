@@ -176,8 +176,10 @@ class SQLiteDatabase(Database):
     acknowledged write is as durable as before; a transaction runs inside a savepoint, so its
     failure undoes it alone. Why: a commit writes every page the transaction touched to the
     WAL, and writes that arrive together touch the same pages (the newest leaf of each
-    index, the counter row, the events table), so sharing the commit writes each page once
-    (figures in docs/performance.md, "Group commit").
+    index, the counter row, the events table), so sharing the commit writes each page once.
+    Measured honestly, it has not paid off yet: over HTTP, writes ran at the same req/s and
+    CPU per request with and without it (docs/performance.md, "Events: the cost of the
+    outbox"); issue 14, which owns the write path, decides whether it stays.
 
     A read when no group is open runs at once and sees committed data only. A read while a
     group is open runs inside it, so it may see a write that is not committed yet; it then
@@ -230,7 +232,8 @@ class SQLiteDatabase(Database):
         # Inside a transaction every statement keeps a statement journal (to undo just that
         # statement); an appointment insert touches about 20 pages, past the 64 KiB at which
         # SQLite spills the journal to a temporary file on disk. Kept in memory, an insert
-        # with its event took 228 µs instead of 414 (docs/performance.md, "Events").
+        # with its event took 204 µs instead of 345 in a storage-layer loop (over HTTP the
+        # figures did not move: docs/performance.md, "Events").
         self._connection.execute("PRAGMA temp_store = MEMORY")
         self._transaction_lock = asyncio.Lock()
         #: The open commit group's outcome, None when no group is open.
