@@ -22,30 +22,23 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-from bench import report
 from bench.loadgen import RunResult, Workload
 from bench.report import Summary
 from bench.run import (
     APPOINTMENT,
     BACKEND_NAMES,
     Bench,
-    Config,
     _pg_execute,
-    ensure_tools,
-    load_average,
     log,
-    pin_to,
     postgres_database,
+    run_phase_alone,
     write_lines,
 )
 from bench.servers import Server
@@ -231,25 +224,7 @@ def render(bench: Bench, rows: list[EventsRow], wall_seconds: float, load: str) 
 
 def main() -> int:
     """Run the phase alone and replace the ``events`` section of ``docs/performance.md``."""
-    config = Config.from_environ()
-    ensure_tools(config)
-    pin_to(config.client_cpus)
-    workdir = Path(tempfile.mkdtemp(prefix="overplane-bench-events-"))
-    started = time.monotonic()
-    load_before = load_average()
-    try:
-        bench = Bench(config, workdir)
-        rows = run_phase(bench)
-    finally:
-        if config.keep:
-            log(f"kept the working directory {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    section = render(bench, rows, time.monotonic() - started, f"{load_before} and {load_average()}")
-    print(section)
-    report.replace_section(config.doc, SECTION, section)
-    log(f"wrote the {SECTION} section of {config.doc}")
-    return 0
+    return run_phase_alone(SECTION, run_phase, render)
 
 
 if __name__ == "__main__":

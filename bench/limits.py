@@ -25,28 +25,20 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
-from bench import report
 from bench.events import cpu_seconds
 from bench.loadgen import RunResult, Workload
 from bench.report import Summary
 from bench.run import (
     APPOINTMENT,
     Bench,
-    Config,
-    ensure_tools,
-    load_average,
     log,
-    pin_to,
+    run_phase_alone,
     write_lines,
 )
 
@@ -224,25 +216,7 @@ def render(bench: Bench, rows: list[LimitsRow], wall_seconds: float, load: str) 
 
 def main() -> int:
     """Run the phase alone and replace the ``limits`` section of ``docs/performance.md``."""
-    config = Config.from_environ()
-    ensure_tools(config)
-    pin_to(config.client_cpus)
-    workdir = Path(tempfile.mkdtemp(prefix="overplane-bench-limits-"))
-    started = time.monotonic()
-    load_before = load_average()
-    try:
-        bench = Bench(config, workdir)
-        rows = run_phase(bench)
-    finally:
-        if config.keep:
-            log(f"kept the working directory {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    section = render(bench, rows, time.monotonic() - started, f"{load_before} and {load_average()}")
-    print(section)
-    report.replace_section(config.doc, SECTION, section)
-    log(f"wrote the {SECTION} section of {config.doc}")
-    return 0
+    return run_phase_alone(SECTION, run_phase, render)
 
 
 if __name__ == "__main__":

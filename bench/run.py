@@ -66,11 +66,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -94,6 +95,8 @@ from bench.servers import (
     overplane_command,
     serving,
 )
+
+R = TypeVar("R")
 
 DOC_TEMPLATE = """# Performance
 
@@ -726,6 +729,36 @@ def pin_to(cpus: str) -> None:
         low, _, high = part.partition("-")
         chosen.update(range(int(low), int(high or low) + 1))
     os.sched_setaffinity(0, chosen)
+
+
+def run_phase_alone(
+    section: str,
+    measure: Callable[[Bench], R],
+    render: Callable[[Bench, R, float, str], str],
+) -> int:
+    """Run one phase on its own (``python -m bench.events``, ``bench.limits``): measure in a
+    working directory of its own, render the section, print it and replace the ``section``
+    of ``docs/performance.md`` (``BENCH_DOC``)."""
+    config = Config.from_environ()
+    ensure_tools(config)
+    pin_to(config.client_cpus)
+    workdir = Path(tempfile.mkdtemp(prefix=f"overplane-bench-{section}-"))
+    started = time.monotonic()
+    load_before = load_average()
+    try:
+        bench = Bench(config, workdir)
+        rows = measure(bench)
+    finally:
+        if config.keep:
+            log(f"kept the working directory {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    load = f"{load_before} and {load_average()}"
+    text = render(bench, rows, time.monotonic() - started, load)
+    print(text)
+    report.replace_section(config.doc, section, text)
+    log(f"wrote the {section} section of {config.doc}")
+    return 0
 
 
 def main() -> int:
