@@ -272,6 +272,19 @@ class Dashboard:
         key = (request.path_params["module"], request.path_params["name"])
         return self.resources.get(key)
 
+    async def object_of(
+        self, request: Request, signed: Signed
+    ) -> tuple[Resource, StoredObject] | None:
+        """The resource and the object an object page's path names, or None if either is
+        not there (for this account and mode)."""
+        resource = self.resource_of(request)
+        if resource is None:
+            return None
+        stored = await self.stores[resource.name].retrieve(
+            self.database(), signed.info.tenant, request.path_params["id"]
+        )
+        return None if stored is None else (resource, stored)
+
     def origin(self, request: Request) -> EventOrigin | None:
         """What the event of a dashboard write records (None when events are off)."""
         if not self.events_on:
@@ -358,14 +371,10 @@ class Dashboard:
 
     async def show(self, request: Request, signed: Signed) -> Response:
         """One object."""
-        resource = self.resource_of(request)
-        stored = None
-        if resource is not None:
-            stored = await self.stores[resource.name].retrieve(
-                self.database(), signed.info.tenant, request.path_params["id"]
-            )
-        if resource is None or stored is None:
+        found = await self.object_of(request, signed)
+        if found is None:
             return message_page(404, "Not found", "There is no such object here.", signed)
+        resource, stored = found
         return render(
             "object.html",
             signed=signed,
@@ -439,14 +448,10 @@ class Dashboard:
 
     async def edit(self, request: Request, signed: Signed) -> Response:
         """The edit form, holding the version it shows."""
-        resource = self.resource_of(request)
-        stored = None
-        if resource is not None:
-            stored = await self.stores[resource.name].retrieve(
-                self.database(), signed.info.tenant, request.path_params["id"]
-            )
-        if resource is None or stored is None:
+        found = await self.object_of(request, signed)
+        if found is None:
             return message_page(404, "Not found", "There is no such object here.", signed)
+        resource, stored = found
         values = dict(zip((f.name for f in resource.fields), stored.values, strict=True))
         return self.form_page(
             signed, resource, stored=stored, values=values, version=stored.updated_at
@@ -516,14 +521,10 @@ class Dashboard:
 
     async def confirm_delete(self, request: Request, signed: Signed) -> Response:
         """Ask before deleting."""
-        resource = self.resource_of(request)
-        stored = None
-        if resource is not None:
-            stored = await self.stores[resource.name].retrieve(
-                self.database(), signed.info.tenant, request.path_params["id"]
-            )
-        if resource is None or stored is None:
+        found = await self.object_of(request, signed)
+        if found is None:
             return message_page(404, "Not found", "There is no such object here.", signed)
+        resource, stored = found
         return render(
             "delete.html",
             signed=signed,
