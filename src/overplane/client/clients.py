@@ -131,7 +131,34 @@ class _Settings:
         )
 
 
-class Client(ResourceNamespaces):
+class _ClientBase:
+    """What both clients share: their settings, and one namespace per declared resource."""
+
+    _settings: _Settings
+
+    def _add_resource_namespaces(self, side: int, untyped: type[Any]) -> None:
+        """Set one namespace per declared resource: the generated class on ``side`` (0 sync,
+        1 async), or ``untyped`` for a resource the generated module does not know."""
+        for resource in RESOURCES:
+            generated = GENERATED.get(resource.path)
+            if generated:
+                namespace: Any = (generated[1] if side else generated[0])(self)
+            else:
+                namespace = untyped(self, resource.path, OBJECT_CLASSES[resource.path])
+            setattr(self, _attribute(resource), namespace)
+
+    @property
+    def base_url(self) -> str:
+        """The API's URL."""
+        return self._settings.base_url
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed call is retried (0: never)."""
+        return self._settings.policy.max_retries
+
+
+class Client(_ClientBase, ResourceNamespaces):
     """A synchronous client of the Overplane API.
 
     ``Client(api_key=None, base_url=None, *, timeout=30.0, max_retries=2, http_client=None)``:
@@ -157,24 +184,7 @@ class Client(ResourceNamespaces):
         self.events = Events(self)
         self.webhook_endpoints = WebhookEndpoints(self)
         self.calendar_feeds = CalendarFeeds(self)
-        for resource in RESOURCES:
-            generated = GENERATED.get(resource.path)
-            namespace: Any = (
-                generated[0](self)
-                if generated
-                else Resources(self, resource.path, OBJECT_CLASSES[resource.path])
-            )
-            setattr(self, _attribute(resource), namespace)
-
-    @property
-    def base_url(self) -> str:
-        """The API's URL."""
-        return self._settings.base_url
-
-    @property
-    def max_retries(self) -> int:
-        """How many times a failed call is retried (0: never)."""
-        return self._settings.policy.max_retries
+        self._add_resource_namespaces(0, Resources)
 
     def send(self, call: Call[R]) -> R:
         """Send ``call``, retrying as the policy says; its parsed result, or the typed error."""
@@ -225,7 +235,7 @@ class Client(ResourceNamespaces):
         return f"Client(base_url={self.base_url!r})"
 
 
-class AsyncClient(AsyncResourceNamespaces):
+class AsyncClient(_ClientBase, AsyncResourceNamespaces):
     """The asynchronous client: the same namespaces and arguments as :class:`Client`, each
     method a coroutine; lists give :class:`~overplane.client.objects.AsyncPage`
     (``async for obj in page.auto_paging_iter()``). ``http_client`` takes an
@@ -248,24 +258,7 @@ class AsyncClient(AsyncResourceNamespaces):
         self.events = AsyncEvents(self)
         self.webhook_endpoints = AsyncWebhookEndpoints(self)
         self.calendar_feeds = AsyncCalendarFeeds(self)
-        for resource in RESOURCES:
-            generated = GENERATED.get(resource.path)
-            namespace: Any = (
-                generated[1](self)
-                if generated
-                else AsyncResources(self, resource.path, OBJECT_CLASSES[resource.path])
-            )
-            setattr(self, _attribute(resource), namespace)
-
-    @property
-    def base_url(self) -> str:
-        """The API's URL."""
-        return self._settings.base_url
-
-    @property
-    def max_retries(self) -> int:
-        """How many times a failed call is retried (0: never)."""
-        return self._settings.policy.max_retries
+        self._add_resource_namespaces(1, AsyncResources)
 
     async def send(self, call: Call[R]) -> R:
         """Send ``call``, retrying as the policy says; its parsed result, or the typed error."""
