@@ -12,20 +12,21 @@ from bench.profiling import Profile
 #: The generated section of docs/performance.md that ``make bench`` owns.
 SECTION = "results"
 
-#: The issue's targets: the lowest acceptable ratio of a median to the ceiling's median.
+#: The issues' targets: the lowest acceptable ratio of a median to the ceiling's median.
+#: Create, update and list are issue 14's; retrieve and delete the first benchmark issue's.
 RATIO_TARGETS: dict[tuple[str, str], float] = {
     ("SQLite", "retrieve"): 0.45,
     ("SQLite", "list"): 0.25,
-    ("SQLite", "create"): 0.25,
+    ("SQLite", "create"): 0.20,
     ("SQLite", "update"): 0.25,
     ("SQLite", "delete"): 0.25,
     ("PostgreSQL", "retrieve"): 0.30,
     ("PostgreSQL", "list"): 0.20,
-    ("PostgreSQL", "create"): 0.12,
-    ("PostgreSQL", "update"): 0.12,
+    ("PostgreSQL", "create"): 0.15,
+    ("PostgreSQL", "update"): 0.15,
     ("PostgreSQL", "delete"): 0.12,
 }
-#: p99 latency may be at most this many times the same measurement's p50.
+#: p99 latency may be at most this many times the same run's p50, in every repetition.
 P99_FACTOR = 4.0
 
 
@@ -82,8 +83,13 @@ class Summary:
         return sum(r.requests for r in self.runs)
 
     @property
+    def worst_tail(self) -> float:
+        """The largest p99 / p50 of the repetitions (the target holds for every one)."""
+        return max(r.p99_ms / r.p50_ms if r.p50_ms else float("inf") for r in self.runs)
+
+    @property
     def p99_ok(self) -> bool:
-        return self.p99_ms <= P99_FACTOR * self.p50_ms
+        return self.worst_tail <= P99_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,8 @@ class Results:
     workers: list[WorkersRow] = field(default_factory=list)
     access_log: list[AccessLogRow] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)
+    #: Long runs of one load (appointments): creates, and the mix (the memory soak's run).
+    sustained: list[Measurement] = field(default_factory=list)
     profiles: dict[str, Profile] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -158,8 +166,7 @@ def _mib(values: list[float]) -> str:
 
 
 def _p99_verdict(summary: Summary) -> str:
-    ratio = summary.p99_ms / summary.p50_ms if summary.p50_ms else float("inf")
-    return f"{ratio:.1f}× {'met' if summary.p99_ok else '**not met**'}"
+    return f"{summary.worst_tail:.1f}× {'met' if summary.p99_ok else '**not met**'}"
 
 
 def _failed(summary: Summary) -> str:
@@ -172,7 +179,8 @@ def main_table(results: Results) -> list[str]:
     """Every operation, with its ratio to the ceiling and the verdicts on the targets."""
     lines = [
         "| backend | resource | operation | req/s median | min – max | paired ceiling req/s "
-        "| ratio to ceiling | ratio target | p50 ms | p99 ms | p99 ≤ 4 × p50 | failed requests |",
+        "| ratio to ceiling | ratio target | p50 ms | p99 ms | p99 ≤ 4 × p50 (worst run) "
+        "| failed requests |",
         "|---|---|---|--:|--:|--:|--:|---|--:|--:|---|--:|",
     ]
     ceiling = results.ceiling
@@ -217,13 +225,36 @@ def target_summary(results: Results) -> list[str]:
             p99_met += 1
         else:
             missed.append(f"{label} (p99)")
+    for m in results.sustained:
+        if m.summary.p99_ok:
+            p99_met += 1
+        else:
+            missed.append(f"{m.backend} {m.resource} sustained {m.operation} (p99)")
     text = (
-        f"**Targets met:** ratio {ratio_met} of {ratio_all}; "
-        f"p99 ≤ 4 × p50 {p99_met} of {len(results.measurements)}."
+        f"**Targets met:** ratio {ratio_met} of {ratio_all}; p99 ≤ 4 × p50 in every "
+        f"repetition {p99_met} of {len(results.measurements) + len(results.sustained)} "
+        "(the sustained runs included)."
     )
     if missed:
         text += " Not met: " + ", ".join(missed) + "."
     return [text]
+
+
+def sustained_table(results: Results) -> list[str]:
+    """The long runs: is the tail still within four times the median after a minute?"""
+    lines = [
+        "| backend | resource | load | seconds | req/s | p50 ms | p99 ms | p99 ≤ 4 × p50 "
+        "| failed requests |",
+        "|---|---|---|--:|--:|--:|--:|---|--:|",
+    ]
+    for m in results.sustained:
+        s = m.summary
+        seconds = round(s.runs[0].seconds) if s.runs else 0
+        lines.append(
+            f"| {m.backend} | {m.resource} | {m.operation} | {seconds} | {_rps(s.rps)} "
+            f"| {s.p50_ms:.2f} | {s.p99_ms:.2f} | {_p99_verdict(s)} | {_failed(s)} |"
+        )
+    return lines
 
 
 def workers_table(results: Results) -> list[str]:
@@ -316,6 +347,16 @@ def render(results: Results) -> str:
         "",
         *target_summary(results),
     ]
+    if results.sustained:
+        out += [
+            "",
+            "### Sustained load (appointments)",
+            "",
+            "One long run each of creates and of the mix, on the same server after the table's "
+            "runs; the mix is the memory soak's run below.",
+            "",
+            *sustained_table(results),
+        ]
     if results.workers:
         out += [
             "",
