@@ -185,7 +185,7 @@ def rekeyed_party_links(target: sa.MetaData, resource: Resource) -> sa.Table:
     name, scope = table.name, (table.c.account_id, table.c.livemode)
     sa.Index(f"ix_{name}_list", *scope, table.c.created_at, table.c.seq)
     sa.Index(f"ix_{name}_updated_at", *scope, table.c.updated_at)
-    for f in resource.filterable_fields:
+    for f in resource.indexed_fields:
         prefix = sa.func.substr(table.c[f.name], 1, FILTER_INDEX_PREFIX)
         sa.Index(f"ix_{name}_{f.name}", *scope, prefix, table.c.created_at, table.c.seq)
     for f in resource.time_range_fields:
@@ -381,7 +381,10 @@ def test_an_additive_migration_is_undone_by_its_downgrade(
     gadget = resource("gadget")
     appointment = dataclasses.replace(
         APPOINTMENT,
-        fields=(*APPOINTMENT.fields, Field("room", "Where.", "room_example", time_range=True)),
+        fields=(
+            *APPOINTMENT.fields,
+            Field("room", "Where.", "room_example", time_range=True, indexed=True),
+        ),
     )
     drifted = sa.MetaData()
     for table in metadata.sorted_tables:
@@ -432,3 +435,25 @@ def test_columns_are_written_as_literals() -> None:
     assert migration_writer.render_column(plain) == (
         'sa.Column("label", sa.String(5000), nullable=True)'
     )
+
+
+def test_a_migration_that_only_drops_an_index_is_lint_clean(tmp_path: Path) -> None:
+    """A field that stops being ``indexed``: the migration drops its index and names no
+    SQLAlchemy type, so it must not import sqlalchemy either (ruff: unused import)."""
+    appointment = dataclasses.replace(
+        APPOINTMENT,
+        fields=tuple(dataclasses.replace(f, indexed=False) for f in APPOINTMENT.fields),
+    )
+    drifted = sa.MetaData()
+    for table in metadata.sorted_tables:
+        if table.name != APPOINTMENT.table_name:
+            table.to_metadata(drifted)
+    object_table(appointment, drifted)
+    written = migration_writer.write_migration(
+        "unindex appointments", drifted, [PARTY_LINK, appointment], tmp_path / "versions"
+    )
+    assert written.path is not None
+    text = written.path.read_text()
+    assert 'op.drop_index("ix_crm_appointment_status"' in text
+    assert "import sqlalchemy" not in text
+    assert_lint_clean(written.path)

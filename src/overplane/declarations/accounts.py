@@ -14,7 +14,7 @@ PARTY_LINK = Resource(
             "primary_role", "The role of the primary party.", "primary_role_example", required=True
         ),
         Field("secondary_role", "The role of the secondary party.", "secondary_role_example"),
-        Field("primary_party", "The primary party.", "primary_party_example"),
-        Field("secondary_party", "The secondary party.", "secondary_party_example"),
+        Field("primary_party", "The primary party.", "primary_party_example", indexed=True),
+        Field("secondary_party", "The secondary party.", "secondary_party_example", indexed=True),
     ),
 )

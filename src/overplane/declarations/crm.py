@@ -29,15 +29,24 @@ APPOINTMENT = Resource(
             required=True,
             time_range=True,
         ),
-        Field("status", "The appointment's status, for example draft.", "draft", required=True),
+        Field(
+            "status",
+            "The appointment's status, for example draft.",
+            "draft",
+            required=True,
+            indexed=True,
+        ),
         Field("calendar_event", "A reference to a calendar event.", "calendar_event_example"),
         Field(
             "customer_email",
             "The customer's e-mail address.",
             "customer@example.com",
             required=True,
+            indexed=True,
         ),
-        Field("appointment_with", "Who the customer meets.", "appointment_with_example"),
-        Field("party", "The party the appointment belongs to.", "party_example"),
+        Field(
+            "appointment_with", "Who the customer meets.", "appointment_with_example", indexed=True
+        ),
+        Field("party", "The party the appointment belongs to.", "party_example", indexed=True),
     ),
 )

@@ -32,8 +32,15 @@ class Field:
     example: str
     required: bool = False
     max_length: int = DEFAULT_MAX_LENGTH
-    #: Lists can be filtered on equality with this field (an index serves the filter).
+    #: Lists can be filtered on equality with this field.
     filterable: bool = True
+    #: An index serves the equality filter, so it costs the same at a million objects as at
+    #: a hundred. Without one the filter still works, by reading the tenant's objects in list
+    #: order until a page is full (and all of them for the total): fine for thousands, slow
+    #: for millions. Every index is paid on each create, and on each update that changes the
+    #: field (docs/performance.md, "Which filters get an index"), so only the fields lists
+    #: are filtered on at scale declare one.
+    indexed: bool = False
     #: Values that parse as RFC 3339 date-times are also kept, normalised, in a column of
     #: their own, so lists get range filters on this field (``field[gte]=…``).
     time_range: bool = False
@@ -45,6 +52,8 @@ class Field:
             raise ValueError(f"invalid field name {self.name!r}")
         if self.max_length < 1:
             raise ValueError(f"{self.name}: max_length must be positive")
+        if self.indexed and not self.filterable:
+            raise ValueError(f"{self.name}: only a filterable field can have a filter index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,11 @@ class Resource:
     def filterable_fields(self) -> tuple[Field, ...]:
         """Fields a list can be filtered on by equality."""
         return tuple(f for f in self.fields if f.filterable)
+
+    @property
+    def indexed_fields(self) -> tuple[Field, ...]:
+        """Filterable fields whose equality filter an index serves."""
+        return tuple(f for f in self.fields if f.indexed)
 
     @property
     def time_range_fields(self) -> tuple[Field, ...]:

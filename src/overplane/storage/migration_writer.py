@@ -664,7 +664,7 @@ def render_migration(
         "literal,\nso this file does not change when live code does.\n\n"
         f"{summary}\n"
         f"Revision ID: {revision}\nRevises: {down_revision or ''}\nCreate Date: {today}\n"
-        '"""\n\n' + "\n".join(imports) + "\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n"
+        '"""\n\n' + "\n".join(imports) + "\n\n{sqlalchemy}from alembic import op\n\n"
         f"revision: str = {_q(revision)}\n"
         f"down_revision: str | None = {_q(down_revision) if down_revision else 'None'}\n"
         "branch_labels: str | Sequence[str] | None = None\n"
@@ -694,7 +694,10 @@ def render_migration(
     body.append(f"def upgrade() -> None:\n{upgrade.rstrip()}")
     body.append(f"def downgrade() -> None:\n{downgrade.rstrip()}")
     # Two blank lines between top-level blocks, as ruff format wants them.
-    return "\n\n\n".join(body) + "\n"
+    text = "\n\n\n".join(body) + "\n"
+    # A migration that only drops things names no SQLAlchemy type: no unused import.
+    used = "sa." in text.partition("depends_on:")[2]
+    return text.replace("{sqlalchemy}", "import sqlalchemy as sa\n" if used else "", 1)
 
 
 def _slug(message: str) -> str:

@@ -3,8 +3,9 @@
 The SQL is derived from the resource's declaration. Objects come back as
 :class:`StoredObject` rows, timestamps in epoch milliseconds.
 
-Lists are served by indexes whatever the filters: the list index for the unfiltered order,
-cursors and ``created_at`` ranges, one index per filterable field, and one per range column.
+Lists are served by indexes: the list index for the unfiltered order, cursors and
+``created_at`` ranges (and equality filters on fields without an index of their own), one
+index per field declared ``indexed``, and one per range column.
 An unfiltered total is a sum over the account's counter rows (kept exact by triggers, see
 ``triggers.py``) rather than a count of its rows, so it costs the same at a million objects.
 """

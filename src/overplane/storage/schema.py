@@ -244,8 +244,8 @@ def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table
     identity column on PostgreSQL; on SQLite, where only a rowid alias counts up by itself,
     each insert takes the last row's seq plus one (:mod:`overplane.storage.objects`). The list
     index ``(account_id, livemode, created_at, seq)`` serves the list order, cursors and
-    ``created_at`` ranges; each filterable field has an index that serves its equality filter
-    in list order; every query is scoped by account and mode. (``target``: another metadata, for
+    ``created_at`` ranges; each field declared ``indexed`` has an index that serves its
+    equality filter in list order (the other filters read the list index); every query is scoped by account and mode. (``target``: another metadata, for
     tests that compare a changed declaration.)
     """
     table = sa.Table(
@@ -263,7 +263,7 @@ def object_table(resource: Resource, target: sa.MetaData = metadata) -> sa.Table
     scope = (table.c.account_id, table.c.livemode)
     sa.Index(f"ix_{name}_list", *scope, table.c.created_at, table.c.seq)
     sa.Index(f"ix_{name}_updated_at", *scope, table.c.updated_at)
-    for f in resource.filterable_fields:
+    for f in resource.indexed_fields:
         prefix = sa.func.substr(table.c[f.name], 1, FILTER_INDEX_PREFIX)
         sa.Index(f"ix_{name}_{f.name}", *scope, prefix, table.c.created_at, table.c.seq)
     for f in resource.time_range_fields:
