@@ -89,6 +89,11 @@ PEER_PACKAGES = (
 )
 
 
+def drf_conn_max_age() -> str:
+    """``DJANGO_CONN_MAX_AGE`` as the DRF peer reads it (Django's default: 0)."""
+    return os.environ.get("DJANGO_CONN_MAX_AGE", "").strip() or "0"
+
+
 def enabled() -> bool:
     """``BENCH_PEERS`` (default on): whether ``make bench`` runs this phase."""
     return _env_flag("BENCH_PEERS", True)
@@ -445,7 +450,10 @@ def render(bench: Bench, result: PeersResult, wall_seconds: float, load: str) ->
             f"{config.ceiling_seconds} s ceiling run, {config.connections} connections, "
             f"{config.seed_count:,} seeded appointments per server, server CPUs "
             f"{config.server_cpus}, wrk CPUs {config.client_cpus}, wall time "
-            f"{wall_seconds / 60:.1f} min, load average (1 min) at start and end {load}.",
+            f"{wall_seconds / 60:.1f} min, load average (1 min) at start and end {load}; "
+            f"DRF with CONN_MAX_AGE {drf_conn_max_age()}"
+            f"{' (Django default: a connection per request)' if drf_conn_max_age() == '0' else ''}"
+            ", the peers' SQLite in its default rollback journal.",
             "",
             *table(result.rows),
         ]

@@ -64,7 +64,7 @@ def _database(url: str) -> dict[str, object]:
     """``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/NAME``, with Django's defaults
     otherwise (no persistent connections unless DJANGO_CONN_MAX_AGE says so)."""
     parts = urlsplit(url)
-    conn_max_age = int(os.environ.get("DJANGO_CONN_MAX_AGE", "0"))
+    conn_max_age = int(os.environ.get("DJANGO_CONN_MAX_AGE", "").strip() or "0")
     if parts.scheme == "sqlite":
         return {
             "ENGINE": "django.db.backends.sqlite3",
