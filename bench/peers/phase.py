@@ -12,7 +12,10 @@ Method: on each backend, three servers, each on a database of its own (a new SQL
 new PostgreSQL database, dropped afterwards) and each pinned to the server core (two idle
 while the third is measured): ``overplane serve``, the DRF peer on gunicorn (its default sync
 worker, one worker) and the FastAPI peer on uvicorn (one process). Each gets ``BENCH_SEED``
-appointments through its own API (bench/seed.py's concurrent raw HTTP/1.1). Then retrieve,
+appointments: Overplane through its API (bench/seed.py's concurrent raw HTTP/1.1, as in the
+main phase), the peers through their ORM in one transaction (at one commit per object, their
+SQLite default journal would take minutes, and the FastAPI peer answers some concurrent
+writes with "database is locked"). Then retrieve,
 list (``?limit=20``), update (PATCH) and create, in that order, exactly as the main phase
 sends them (bench/scenario.lua): per operation a warm-up of each server, then
 ``BENCH_REPETITIONS`` rounds in which each server runs ``BENCH_DURATION`` s right after a
