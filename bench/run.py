@@ -43,6 +43,7 @@ Knobs (environment): ``BENCH_QUICK=1`` (a smoke run of about three minutes),
 ``BENCH_PROFILE_SECONDS`` (5), ``BENCH_EXTRAS`` (1 or 0: workers and access-log runs),
 ``BENCH_EVENTS`` (1 or 0: the cost of events on writes, ``bench/events.py``),
 ``BENCH_LIMITS`` (1 or 0: the cost of the rate limiter on retrieve, ``bench/limits.py``),
+``BENCH_PEERS`` (1 or 0: DRF and FastAPI + SQLModel against Overplane, ``bench/peers/``),
 ``BENCH_HTTP_SERVER`` (``uvicorn`` or ``granian``: ``overplane serve --http-server`` and the
 ceiling both run on it),
 ``BENCH_BACKENDS`` (``sqlite,postgresql``), ``BENCH_PG_URL`` (an administrative connection,
@@ -789,7 +790,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="overplane-bench-"))
     started = time.monotonic()
     load_before = load_average()
-    events_section = limits_section = ""
+    events_section = limits_section = peers_section = ""
     try:
         bench = Bench(config, workdir)
         results = bench.run()
@@ -810,6 +811,11 @@ def main() -> int:
             phase_load = f"{phase_load} and {load_average()}"
             elapsed = time.monotonic() - phase_started
             limits_section = limits.render(bench, limit_rows, elapsed, phase_load)
+        # bench.peers reads BENCH_PEERS itself and owns its section of the doc.
+        from bench.peers import phase as peers
+
+        if peers.enabled():
+            peers_section = peers.measure_and_render(bench)
     finally:
         if config.keep:
             log(f"kept the working directory {workdir}")
@@ -828,6 +834,9 @@ def main() -> int:
     if limits_section:
         print(limits_section)
         report.replace_section(config.doc, "limits", limits_section)
+    if peers_section:
+        print(peers_section)
+        report.replace_section(config.doc, peers.SECTION, peers_section)
     log(f"wrote {config.doc}")
     return 0
 
