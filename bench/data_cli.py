@@ -217,6 +217,8 @@ def main() -> None:
             f"| {r['backend']} | {top} | {r['import']:,.0f} | {imports} | {r['cpu']:,.0f} | {cpus} "
             f"| {r['export']:,.0f} | {exports} | {r['replay']:,.0f} | {r['replay_cpu']:,.0f} |"
         )
+    if not SWEEP:
+        return
     print("\n| backend | " + " | ".join(f"concurrency {c}" for c in SWEEP) + " |")
     print("|---|" + "---|" * len(SWEEP))
     for r in results:
