@@ -8,7 +8,10 @@ client in C that costs the machine almost nothing, when it is installed: the mos
 could reach here), a concurrency sweep of the import (``BENCH_SWEEP``, ``BENCH_RUNS`` runs of
 half the rows each, interleaved, medians: to choose the default), then ``BENCH_RUNS`` runs of an import of ``BENCH_ROWS`` rows with the default
 concurrency into a brand-new account, each followed by an export of them to CSV; medians.
-A rerun of the last file measures replays ("already there"). Run it as
+A rerun of the last file measures replays ("already there"). Beside each import's rows/s
+(wall time of the command, start-up included), the CPU time the ``overplane import`` process
+itself spent per row (user + system, start-up included, from ``getrusage``): on a shared
+machine the wall time moves with the others' load, the CPU per row much less. Run it as
 ``.venv/bin/python -m bench.data_cli``; it prints a Markdown table.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -26,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.servers import VENV_BIN, free_port, overplane_command, serving
 from overplane.cli.transfer import DEFAULT_CONCURRENCY
@@ -95,14 +100,29 @@ def ceiling(base_url: str, key: str, directory: Path) -> float | None:
     return None
 
 
-def import_rate(path: Path, env: dict[str, str], concurrency: int) -> tuple[float, dict[str, int]]:
-    """Rows per second of one import, and its summary."""
-    started = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Imported(NamedTuple):
+    """One import: rows per second (wall time, start-up included), the import process's CPU
+    microseconds per row, and its summary."""
+
+    rate: float
+    cpu_us: float
+    summary: dict[str, int]
+
+
+def import_rate(path: Path, env: dict[str, str], concurrency: int) -> Imported:
+    """One import of ``path``, timed."""
+    started, cpu = time.perf_counter(), children_cpu()
     argv = [OVERPLANE, "import", "appointments", str(path), "--quiet", "--json"]
     result = run([*argv, "--concurrency", str(concurrency)], env)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, children_cpu() - cpu
     summary: dict[str, int] = json.loads(result.stdout)
-    return summary["rows"] / seconds, summary
+    return Imported(summary["rows"] / seconds, cpu / summary["rows"] * 1e6, summary)
 
 
 def export_rate(directory: Path, env: dict[str, str]) -> float:
@@ -145,30 +165,35 @@ def measure(backend: str) -> dict[str, object]:
                         path = directory / f"sweep-{concurrency}-{number}.csv"
                         write_rows(path, ROWS // 2, f"sweep{concurrency}-{number}")
                         client_env = base | {"OVERPLANE_API_KEY": new_key(url)}
-                        rate, _ = import_rate(path, client_env, concurrency)
-                        rates[concurrency].append(rate)
+                        done = import_rate(path, client_env, concurrency)
+                        rates[concurrency].append(done.rate)
                 sweep = {c: statistics.median(r) for c, r in rates.items()}
                 imports: list[float] = []
+                cpu: list[float] = []
                 exports: list[float] = []
                 for number in range(RUNS):
                     path = directory / f"run-{number}.csv"
                     write_rows(path, ROWS, f"run{number}")
                     client_env = base | {"OVERPLANE_API_KEY": new_key(url)}
-                    rate, summary = import_rate(path, client_env, DEFAULT_CONCURRENCY)
-                    assert summary["created"] == ROWS, summary
-                    imports.append(rate)
+                    done = import_rate(path, client_env, DEFAULT_CONCURRENCY)
+                    assert done.summary["created"] == ROWS, done.summary
+                    imports.append(done.rate)
+                    cpu.append(done.cpu_us)
                     exports.append(export_rate(directory, client_env))
-                replay, summary = import_rate(path, client_env, DEFAULT_CONCURRENCY)
-                assert summary["already_there"] == ROWS, summary
+                replay = import_rate(path, client_env, DEFAULT_CONCURRENCY)
+                assert replay.summary["already_there"] == ROWS, replay.summary
     return {
         "backend": backend,
         "ceiling": top,
         "sweep": sweep,
         "import": statistics.median(imports),
         "imports": imports,
+        "cpu": statistics.median(cpu),
+        "cpus": cpu,
         "export": statistics.median(exports),
         "exports": exports,
-        "replay": replay,
+        "replay": replay.rate,
+        "replay_cpu": replay.cpu_us,
     }
 
 
@@ -179,17 +204,21 @@ def main() -> None:
     print(f"{ROWS:,} rows per run, {RUNS} runs, default concurrency {DEFAULT_CONCURRENCY}\n")
     print(
         "| backend | server's create ceiling (wrk) | import rows/s (median) | runs "
-        "| export rows/s (median) | runs | rerun (all already there) rows/s |"
+        "| import CPU µs/row (median) | runs | export rows/s (median) | runs "
+        "| rerun (all already there) rows/s | rerun CPU µs/row |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         imports = ", ".join(f"{x:,.0f}" for x in r["imports"])  # type: ignore[attr-defined]
         exports = ", ".join(f"{x:,.0f}" for x in r["exports"])  # type: ignore[attr-defined]
+        cpus = ", ".join(f"{x:,.0f}" for x in r["cpus"])  # type: ignore[attr-defined]
         top = "n/a" if r["ceiling"] is None else f"{r['ceiling']:,.0f}"
         print(
-            f"| {r['backend']} | {top} | {r['import']:,.0f} | {imports} | {r['export']:,.0f} | {exports} "
-            f"| {r['replay']:,.0f} |"
+            f"| {r['backend']} | {top} | {r['import']:,.0f} | {imports} | {r['cpu']:,.0f} | {cpus} "
+            f"| {r['export']:,.0f} | {exports} | {r['replay']:,.0f} | {r['replay_cpu']:,.0f} |"
         )
+    if not SWEEP:
+        return
     print("\n| backend | " + " | ".join(f"concurrency {c}" for c in SWEEP) + " |")
     print("|---|" + "---|" * len(SWEEP))
     for r in results:

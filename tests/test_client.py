@@ -11,6 +11,9 @@
   makes the client retry with the same Idempotency-Key, and exactly one object exists.
 - Retry timing: Retry-After (and RateLimit-Reset) honoured; no retry past max_retries.
 - ``client/resources.py`` is what the declarations generate.
+- The bulk creates ``overplane import`` sends (``overplane.client.bulk``): the
+  ``AsyncClient``'s create byte for byte, its errors and its retries, over connections of
+  their own; created by the call, or already there before it.
 """
 
 from __future__ import annotations
@@ -45,16 +48,18 @@ from overplane.client import (
     RateLimitError,
     generate,
 )
+from overplane.client.bulk import BulkCreates, Connections, encode_lines
 from overplane.client.calls import RetryPolicy
 from overplane.client.clients import OBJECT_CLASSES
 from overplane.client.errors import error_class, retry_after_seconds
-from overplane.declarations import APPOINTMENT, RESOURCES, Resource
+from overplane.declarations import APPOINTMENT, PARTY_LINK, RESOURCES, Resource
 from tests.helpers import (
     DroppingProxy,
     ProxiedRequest,
     Scripted,
     ScriptedServer,
     Server,
+    free_port,
     optional_field,
     served_over_tcp,
     valid_body,
@@ -653,3 +658,213 @@ def test_events_from_the_wire_get_their_resources_class() -> None:
         {"id": "evt_2", "type": "invoice.created", "data": {"object": {"id": "in_1"}}}
     )
     assert type(unknown().data.object) is APIObject
+
+
+# --- bulk creates (overplane.client.bulk) ------------------------------------------------------
+
+
+def bulk_fields(number: int, **changes: Any) -> dict[str, Any]:
+    return {
+        "customer_name": f"Bulk «{number}»",  # not ASCII: sent as UTF-8, as the client does
+        "scheduled_time": "2024-03-01T09:30:00Z",
+        "status": "draft",
+        "customer_email": f"b{number}@example.com",
+    } | changes
+
+
+def create_all(url: str, key: str, rows: list[tuple[dict[str, Any], str]], **options: Any) -> Any:
+    """Each row's outcome (True, False, or the exception), sent all at once."""
+
+    async def scenario() -> list[bool | BaseException]:
+        async with BulkCreates(APPOINTMENT.path, api_key=key, base_url=url, **options) as bulk:
+            sent = [bulk.create(row, idempotency_key) for row, idempotency_key in rows]
+            return await asyncio.gather(*sent, return_exceptions=True)
+
+    return asyncio.run(scenario())
+
+
+def bulk_total(url: str, key: str) -> int:
+    response = httpx.get(url + APPOINTMENT.path, headers={"Authorization": f"Bearer {key}"})
+    count: int = response.json()["total"]
+    return count
+
+
+def test_bulk_creates_then_already_there(base_url: str, key: str) -> None:
+    rows = [(bulk_fields(n), f"bulk-{key[-8:]}-{n}") for n in range(40)]
+    assert create_all(base_url, key, rows, max_connections=8) == [True] * 40
+    assert create_all(base_url, key, rows, max_connections=3) == [False] * 40
+    assert bulk_total(base_url, key) == 40
+
+
+def test_a_bulk_create_is_the_async_clients_byte_for_byte(base_url: str, key: str) -> None:
+    """Sent with the key of the AsyncClient's create, a bulk create is replayed: the server
+    compares bodies byte for byte, and would refuse another body (422)."""
+
+    async def by_client() -> str:
+        async with AsyncClient(api_key=key, base_url=base_url) as client:
+            made = await client.appointments.create(idempotency_key="same-key", **bulk_fields(1))
+            return str(made.id)
+
+    asyncio.run(by_client())
+    assert create_all(base_url, key, [(bulk_fields(1), "same-key")]) == [False]
+    [refused] = create_all(base_url, key, [(bulk_fields(2), "same-key")])
+    assert isinstance(refused, APIError)
+    assert (refused.status, refused.code) == (422, "idempotency_key_reused")
+    assert bulk_total(base_url, key) == 1
+
+
+def test_bulk_errors_are_the_async_clients(base_url: str, key: str) -> None:
+    bad = bulk_fields(3, customer_email="x" * 1001)  # too long
+
+    async def by_client() -> APIError:
+        async with AsyncClient(api_key=key, base_url=base_url) as client:
+            try:
+                await client.appointments.create(idempotency_key="bad-by-client", **bad)
+            except APIError as error:
+                return error
+        raise AssertionError("the create was not refused")
+
+    expected = asyncio.run(by_client())
+    [error] = create_all(base_url, key, [(bad, "bad-by-bulk")])
+    assert isinstance(error, InvalidRequestError)
+    assert type(error) is type(expected)
+    assert (error.status, error.code, error.param, error.message) == (
+        expected.status,
+        expected.code,
+        expected.param,
+        expected.message,
+    )
+    assert error.param == "customer_email"
+    assert error.request_id is not None
+    assert error.request_id != expected.request_id
+    [unknown] = create_all(base_url, key, [({"nonsense": "x"}, "unknown-field")])
+    assert isinstance(unknown, InvalidRequestError)
+    [denied] = create_all(base_url, "sk_test_" + "0" * 32, [(bulk_fields(4), "no-key")])
+    assert isinstance(denied, APIError)
+    assert denied.status == 401
+
+
+def test_a_bulk_create_whose_answer_is_lost_is_retried_and_counted_as_created(
+    base_url: str, key: str
+) -> None:
+    """The server created the row but its answer was lost: on a new connection (the policy's
+    retry, after a backoff) and on a kept-alive one (sent again at once on a new connection),
+    the replay that answers the second sending is this call's own: created, not already there."""
+
+    def drop(request: ProxiedRequest, number: int) -> bool:
+        return number in (0, 3)  # the first POST, on a new connection; the third, on a kept one
+
+    proxy = DroppingProxy(base_url, drop)
+    try:
+        rows = [(bulk_fields(n), f"lost-{key[-8:]}-{n}") for n in range(4)]
+        outcomes = [create_all(proxy.url, key, [row], max_connections=1)[0] for row in rows[:1]]
+        outcomes += create_all(proxy.url, key, rows[1:], max_connections=1)
+    finally:
+        proxy.close()
+    assert outcomes == [True] * 4
+    assert [r.dropped for r in proxy.requests] == [True, False, False, True, False, False]
+    keys = [r.headers["idempotency-key"] for r in proxy.requests]
+    assert keys[0] == keys[1]
+    assert keys[3] == keys[4]
+    assert bulk_total(base_url, key) == 4
+
+
+def bulk_scripted(script: list[Scripted], **options: Any) -> tuple[ScriptedServer, Any]:
+    server = ScriptedServer(script)
+    try:
+        [outcome] = create_all(server.url, "sk_test_x", [({"a": "b"}, "k")], **options)
+    finally:
+        server.close()
+    return server, outcome
+
+
+def test_bulk_creates_follow_the_clients_retry_policy() -> None:
+    ok = Scripted(201, {"id": "appointment_1"})
+    replayed = Scripted(201, {"id": "appointment_1"}, {"Idempotent-Replayed": "true"})
+    error = {"error": {"type": "rate_limit_error", "code": "rate_limited", "message": "slow"}}
+    limited = Scripted(429, error, {"Retry-After": "0"})
+    server, outcome = bulk_scripted([limited, limited, limited, ok])
+    assert outcome is True
+    assert len(server.arrivals) == 4  # a 429 does not use up max_retries
+    assert {headers["Idempotency-Key"] for _, _, headers, _ in server.requests} == {"k"}
+    assert {body for _, _, _, body in server.requests} == {b'{"a":"b"}'}
+    server, outcome = bulk_scripted([replayed])
+    assert outcome is False  # already there
+    server, outcome = bulk_scripted([limited, replayed])
+    assert outcome is True  # the replay of its own retry: this call created it
+    server, outcome = bulk_scripted([Scripted(429, error, {"Retry-After": "3600"})])
+    assert isinstance(outcome, RateLimitError)
+    failing = Scripted(503, b"<html>proxy</html>")
+    server, outcome = bulk_scripted([failing], max_retries=1)
+    assert type(outcome) is APIError
+    assert (outcome.status, outcome.code, outcome.message) == (
+        503,
+        None,
+        "HTTP 503 Service Unavailable",
+    )
+    assert len(server.arrivals) == 2
+
+
+def test_bulk_creates_without_a_server_raise_a_connection_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    [outcome] = create_all(url, "sk_test_x", [({"a": "b"}, "k")], max_retries=0)
+    assert isinstance(outcome, APIConnectionError)
+    assert isinstance(outcome.__cause__, httpx.ConnectError)
+
+
+async def raw_server(answers: list[bytes]) -> tuple[asyncio.Server, str]:
+    """A server that reads one request per answer and writes the answer as given, closing the
+    connection after the last."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    started = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = started.sockets[0].getsockname()[1]
+    return started, f"http://127.0.0.1:{port}"
+
+
+def test_bulk_responses_chunked_or_ended_by_the_connection() -> None:
+    chunked = (
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
+        b'4;ext=1\r\n{"id\r\n6\r\n": 1}\n\r\n0\r\nTrailer: t\r\n\r\n'
+    )
+    to_the_end = b'HTTP/1.0 201 Created\r\n\r\n{"id": 2}'
+
+    async def scenario() -> list[Any]:
+        started, url = await raw_server([chunked, to_the_end])
+        connections = Connections(httpx.URL(url), 1, 5.0)
+        request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        try:
+            first = await connections.send(request)
+            second = await connections.send(request)  # the same connection, kept alive
+            return [first, second, len(connections._idle)]
+        finally:
+            await connections.aclose()
+            started.close()
+
+    first, second, idle = asyncio.run(scenario())
+    assert (first.status_code, first.reason_phrase, first.json()) == (201, "Created", {"id": 1})
+    assert first.headers["x-a"] == "1, 2"
+    assert first.is_success
+    assert not first.resent
+    assert second.json() == {"id": 2}
+    assert idle == 0  # HTTP/1.0, ended by the connection: not kept
+
+
+def test_a_bulk_header_cannot_be_forged() -> None:
+    with pytest.raises(httpx.LocalProtocolError):
+        encode_lines(["X-Ok: 1", "X-Bad: a\r\nInjected: b"])
+    with pytest.raises(httpx.LocalProtocolError):
+        BulkCreates(PARTY_LINK.path, api_key="sk_test_x", headers={"X-Name": "€"})
+    assert encode_lines(["A: 1", "B: 2"]) == b"A: 1\r\nB: 2\r\n"

@@ -291,7 +291,7 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in forbidden
 
 #: The data commands (resources, export, import) talk to a server through the client only:
 #: besides the standard library, they may import only these.
-DATA_COMMANDS = ("cli/data.py", "cli/transfer.py", "cli/transport.py", "cli/output.py")
+DATA_COMMANDS = ("cli/data.py", "cli/transfer.py", "cli/output.py")
 DATA_COMMANDS_MAY_IMPORT = {
     "httpx",
     "typer",
@@ -300,7 +300,6 @@ DATA_COMMANDS_MAY_IMPORT = {
     "overplane.declarations",
     "overplane.cli.data",
     "overplane.cli.output",
-    "overplane.cli.transport",
 }
 
 

@@ -3,8 +3,9 @@ file's rows to new objects, through the client, with a progress bar on standard 
 
 Export walks the list by cursor (one page in memory at a time) and writes CSV or JSON Lines.
 
-Import sends one create per row, ``--concurrency`` at a time on the :class:`AsyncClient`, each
-with an ``Idempotency-Key`` derived from the row: the resource, the file's name, the row's
+Import sends one create per row, ``--concurrency`` at a time with the client's
+:class:`~overplane.client.bulk.BulkCreates` (the ``AsyncClient``'s calls, retries and errors
+over lean HTTP/1.1 connections of its own), each with an ``Idempotency-Key`` derived from the row: the resource, the file's name, the row's
 number and the row's content (:func:`row_key`). Run the same file again after an interruption
 (a kill, a lost network, a full disk) and every row that was created is replayed by the server
 (``Idempotent-Replayed: true``) instead of created twice; a row that was fixed in the file gets
@@ -27,7 +28,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, NamedTuple
 
-import httpx
 import typer
 from rich.progress import (
     BarColumn,
@@ -53,9 +53,8 @@ from overplane.cli.data import (
     new_client,
 )
 from overplane.cli.output import err, fail, print_json
-from overplane.cli.transport import RESENT, KeepAliveTransport
-from overplane.client import APIConnectionError, APIError, AsyncClient
-from overplane.client.namespaces import AsyncResources
+from overplane.client import APIConnectionError, APIError
+from overplane.client.bulk import BulkCreates
 from overplane.declarations import READ_ONLY_KEYS, RESOURCES, Resource
 
 #: Rows sent at once when ``--concurrency`` is not given. Measured (docs/performance.md,
@@ -68,9 +67,8 @@ DEFAULT_CONCURRENCY = 16
 KEY_SCHEME = "overplane-import-v1"
 #: A list page's size for exports: the API's largest.
 PAGE_SIZE = 100
-#: The header of a replayed response (docs/api.md, "Safe retries").
-REPLAYED_HEADER = "Idempotent-Replayed"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: How many times a second, at most, the progress bar moves during an import.
+PROGRESS_UPDATES = 20
 
 
 class Format(StrEnum):
@@ -349,48 +347,9 @@ class RejectionReport:
             self.handle.close()
 
 
-class ReplayWatch:
-    """Which creates were already there before this run: the server marks a replayed response
-    ``Idempotent-Replayed: true`` (docs/api.md, "Safe retries"), a header the client's objects
-    do not carry, so event hooks on the httpx client lent to it read it.
-
-    A replay answering a retry of this run's own request (its first answer was lost, the
-    client sent it again) is no "already there": this run created that object. So requests
-    are counted per key, and only a replay of a key's first sending counts.
-    """
-
-    def __init__(self) -> None:
-        self.sent: dict[str, int] = {}
-        self.keys: set[str] = set()
-
-    async def on_request(self, request: httpx.Request) -> None:
-        """httpx's request hook: count the sendings of each create's key."""
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if key is not None:
-            self.sent[key] = self.sent.get(key, 0) + 1
-
-    async def on_response(self, response: httpx.Response) -> None:
-        """httpx's response hook: remember the key of a create replayed at its first sending."""
-        if response.headers.get(REPLAYED_HEADER, "").lower() == "true":
-            request = response.request
-            key = request.headers.get(IDEMPOTENCY_HEADER)
-            first = self.sent.get(key) == 1 and not request.extensions.get(RESENT)
-            if key is not None and first:
-                self.keys.add(key)
-
-    def replayed(self, key: str) -> bool:
-        """Whether the create sent with ``key`` was there before this run (then forgotten)."""
-        self.sent.pop(key, None)
-        if key in self.keys:
-            self.keys.discard(key)
-            return True
-        return False
-
-
 async def create_rows(
     resource: Resource,
-    client: AsyncClient,
-    watch: ReplayWatch,
+    creates: BulkCreates,
     rows: Iterator[Row],
     file_name: str,
     concurrency: int,
@@ -399,13 +358,9 @@ async def create_rows(
     """Create every row, ``concurrency`` at a time; ``done`` is told each row's outcome.
 
     Rows are read as workers take them (a bounded queue), so memory stays constant however
-    large the file.
+    large the file. A row's missing or unknown field is the server's to judge, and reported
+    with the row like any other rejection.
     """
-    # The untyped namespace (``**fields``), not the generated one whose signature requires
-    # the required fields: a row's missing or unknown field is the server's to judge, and
-    # reported with the row like any other rejection.
-    typed = getattr(client, namespace_name(resource))
-    namespace = AsyncResources(client, resource.path, typed.object_class)
     queue: asyncio.Queue[Row | None] = asyncio.Queue(maxsize=concurrency * 4)
 
     async def worker() -> None:
@@ -419,21 +374,18 @@ async def create_rows(
             return
         key = row_key(resource, file_name, row.number, row.fields)
         try:
-            await namespace.create(idempotency_key=key, **row.fields)
+            created = await creates.create(row.fields, key)
         except APIError as exc:
             # A 4xx is the row's fault (stored by the server: a rerun gets it again); a 5xx,
             # or a 429 that outlasted the client's retries, is not, and a rerun may succeed.
             rejected = exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
             rejection = Rejection(row.number, exc.param, exc.code, exc.message)
-            watch.replayed(key)  # forget it
             done(row, Outcome.rejected if rejected else Outcome.failed, rejection)
             return
         except APIConnectionError as exc:
-            watch.replayed(key)
             done(row, Outcome.failed, Rejection(row.number, None, None, str(exc)))
             return
-        outcome = Outcome.already_there if watch.replayed(key) else Outcome.created
-        done(row, outcome, None)
+        done(row, Outcome.created if created else Outcome.already_there, None)
 
     async def feed() -> None:
         for row in rows:
@@ -471,25 +423,27 @@ def run_import(
         report = RejectionReport(rejected_path, lambda line: bar.console.print(line, markup=False))
         rows = read_csv(resource, handle) if fmt is Format.csv else read_jsonl(handle)
 
+        # The bar is moved at most PROGRESS_UPDATES times a second, not once a row: each
+        # update costs the import as much CPU as a tenth of a create.
+        unshown = 0
+        shown_at = 0.0
+
         def done(row: Row, outcome: Outcome, rejection: Rejection | None) -> None:
+            nonlocal unshown, shown_at
             summary.rows += 1
             setattr(summary, outcome.value, getattr(summary, outcome.value) + 1)
             if rejection is not None:
                 report.add(rejection)
-            bar.update(task, advance=row.size, rows=summary.rows)
+            unshown += row.size
+            if not quiet and (now := time.monotonic()) - shown_at >= 1 / PROGRESS_UPDATES:
+                bar.update(task, advance=unshown, rows=summary.rows)
+                unshown, shown_at = 0, now
 
         async def run() -> None:
-            watch = ReplayWatch()
-            hooks: dict[str, list[Callable[..., Any]]] = {
-                "request": [watch.on_request],
-                "response": [watch.on_response],
-            }
-            transport = KeepAliveTransport(concurrency)
-            async with (
-                httpx.AsyncClient(transport=transport, event_hooks=hooks) as http,
-                AsyncClient(api_key=api_key, base_url=base_url, http_client=http) as client,
-            ):
-                await create_rows(resource, client, watch, rows, path.name, concurrency, done)
+            async with BulkCreates(
+                resource.path, api_key=api_key, base_url=base_url, max_connections=concurrency
+            ) as creates:
+                await create_rows(resource, creates, rows, path.name, concurrency, done)
 
         try:
             asyncio.run(run())
@@ -497,6 +451,7 @@ def run_import(
             # Rows before it were sent (and are safe to send again): say where, and stop.
             raise fail(f"{path.name} is not UTF-8 text after row {summary.rows}: {exc}") from None
         finally:
+            bar.update(task, advance=unshown, rows=summary.rows)
             report.close()
             summary.seconds = time.monotonic() - started
     return summary

@@ -4,11 +4,12 @@ both clients.
 A :class:`Call` is everything a request is (method, path, query, body bytes, headers, how to
 read the answer), built once, so that every retry sends exactly the same bytes and the same
 ``Idempotency-Key`` (the server compares the body byte for byte). :func:`exchange` is the whole
-conversation as a generator that does no I/O: it yields the ``httpx.Request`` to send or a
+conversation as a generator that does no I/O: it yields the request to send or a
 :class:`Wait`, is sent back the response or the transport error, and returns the result or
 raises the typed error. :class:`~overplane.client.Client` drives it with blocking sends and
-``time.sleep``, :class:`~overplane.client.AsyncClient` with ``await``; the retry policy,
-the error mapping and the parsing are the same code for both.
+``time.sleep``, :class:`~overplane.client.AsyncClient` with ``await``, and the bulk creates
+of :mod:`overplane.client.bulk` with their own request bytes; the retry policy, the error
+mapping and the parsing are the same code for all.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import httpx
 
 from overplane.client.errors import (
     APIConnectionError,
+    Response,
     error_from_response,
     retry_after_seconds,
 )
 
 R = TypeVar("R")
+#: What is sent: an ``httpx.Request``, or the request bytes of a bulk create.
+Q = TypeVar("Q")
 #: Methods that change something: each is sent with an Idempotency-Key, which makes retrying
 #: it safe (the server replays the first response instead of running it again).
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
@@ -189,7 +193,7 @@ class RetryPolicy:
         base: float = min(self.max_delay, self.initial_delay * 2**retry)
         return base * (1 - random.random() / 2)
 
-    def wait_for_rate_limit(self, waited: float, response: httpx.Response) -> float | None:
+    def wait_for_rate_limit(self, waited: float, response: Response) -> float | None:
         """Seconds to wait after a 429, having waited ``waited`` for 429s already, or None
         to raise it (retries off, or more waiting than ``max_retry_after`` in all)."""
         if self.max_retries <= 0:
@@ -200,7 +204,7 @@ class RetryPolicy:
             return None
         return wait
 
-    def wait_after(self, retry: int, response: httpx.Response | None) -> float | None:
+    def wait_after(self, retry: int, response: Response | None) -> float | None:
         """Seconds to wait before retry ``retry`` after ``response`` (None: a transport error),
         or None when the call must not be retried."""
         if retry >= self.max_retries:
@@ -221,7 +225,7 @@ class RetryPolicy:
         return asked
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error_code(response: Response) -> str | None:
     try:
         code = response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
@@ -242,12 +246,10 @@ class Wait:
 
 
 #: What :func:`exchange` is sent back: the response, or the transport error instead.
-Outcome = httpx.Response | httpx.TransportError
+Outcome = Response | httpx.TransportError
 
 
-def exchange(
-    call: Call[R], request: httpx.Request, policy: RetryPolicy
-) -> Generator[httpx.Request | Wait, Outcome, R]:
+def exchange(call: Call[R], request: Q, policy: RetryPolicy) -> Generator[Q | Wait, Outcome, R]:
     """The conversation for one call: yields ``request`` (send it, send back the outcome) and
     :class:`Wait` (sleep, send back None); returns the parsed result or raises the typed
     error (:class:`APIConnectionError` when no response came)."""
@@ -283,6 +285,8 @@ __all__ = [
     "NOT_GIVEN",
     "Call",
     "NotGiven",
+    "Outcome",
+    "Response",
     "RetryPolicy",
     "Wait",
     "exchange",

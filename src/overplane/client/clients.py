@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
 from overplane import __version__
-from overplane.client.calls import Call, RetryPolicy, Wait, exchange
-from overplane.client.errors import OverplaneError
+from overplane.client.calls import Call, Outcome, RetryPolicy, Wait, exchange
+from overplane.client.errors import OverplaneError, Response
 from overplane.client.namespaces import (
     AsyncCalendarFeeds,
     AsyncEvents,
@@ -47,6 +47,7 @@ from overplane.declarations import RESOURCES, Resource
 
 T = TypeVar("T", bound=APIObject)
 R = TypeVar("R")
+Q = TypeVar("Q")
 
 API_KEY_ENV = "OVERPLANE_API_KEY"
 BASE_URL_ENV = "OVERPLANE_BASE_URL"
@@ -89,7 +90,7 @@ OBJECT_CLASSES = _object_classes()
 Event.RESOURCE_CLASSES.update({r.event_name: OBJECT_CLASSES[r.path] for r in RESOURCES})
 
 
-class _Settings:
+class Settings:
     """What both clients are configured with, resolved from arguments and environment."""
 
     def __init__(
@@ -131,10 +132,54 @@ class _Settings:
         )
 
 
+async def converse(
+    call: Call[R], request: Q, send: Callable[[Q], Awaitable[Response]], policy: RetryPolicy
+) -> R:
+    """Send ``call`` as ``request`` with ``send`` (which raises ``httpx.TransportError`` when
+    no response came), retrying as ``policy`` says; the parsed result, or the typed error.
+    :meth:`AsyncClient.send` sends with httpx, :class:`~overplane.client.bulk.BulkCreates`
+    with its own bytes."""
+    conversation = exchange(call, request, policy)
+    step = next(conversation)
+    try:
+        while True:
+            if isinstance(step, Wait):
+                await asyncio.sleep(step.seconds)
+                step = conversation.send(None)  # type: ignore[arg-type]
+                continue
+            try:
+                outcome: Outcome = await send(step)
+            except httpx.TransportError as exc:
+                outcome = exc
+            step = conversation.send(outcome)
+    except StopIteration as done:
+        result: R = done.value
+        return result
+
+
+class AsyncClosing:
+    """``async with`` for what has connections to close: ``close()`` at the end."""
+
+    async def close(self) -> None:
+        """Close the connections."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
 class _ClientBase:
     """What both clients share: their settings, and one namespace per declared resource."""
 
-    _settings: _Settings
+    _settings: Settings
 
     def _add_resource_namespaces(self, side: int, untyped: type[Any]) -> None:
         """Set one namespace per declared resource: the generated class on ``side`` (0 sync,
@@ -178,7 +223,7 @@ class Client(_ClientBase, ResourceNamespaces):
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self._settings = _Settings(api_key, base_url, timeout, max_retries, headers)
+        self._settings = Settings(api_key, base_url, timeout, max_retries, headers)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client()
         self.events = Events(self)
@@ -198,7 +243,7 @@ class Client(_ClientBase, ResourceNamespaces):
                     step = conversation.send(None)  # type: ignore[arg-type]
                     continue
                 try:
-                    outcome: httpx.Response | httpx.TransportError = self._http.send(step)
+                    outcome: Outcome = self._http.send(step)
                 except httpx.TransportError as exc:
                     outcome = exc
                 step = conversation.send(outcome)
@@ -235,7 +280,7 @@ class Client(_ClientBase, ResourceNamespaces):
         return f"Client(base_url={self.base_url!r})"
 
 
-class AsyncClient(_ClientBase, AsyncResourceNamespaces):
+class AsyncClient(AsyncClosing, _ClientBase, AsyncResourceNamespaces):
     """The asynchronous client: the same namespaces and arguments as :class:`Client`, each
     method a coroutine; lists give :class:`~overplane.client.objects.AsyncPage`
     (``async for obj in page.auto_paging_iter()``). ``http_client`` takes an
@@ -252,7 +297,7 @@ class AsyncClient(_ClientBase, AsyncResourceNamespaces):
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._settings = _Settings(api_key, base_url, timeout, max_retries, headers)
+        self._settings = Settings(api_key, base_url, timeout, max_retries, headers)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient()
         self.events = AsyncEvents(self)
@@ -263,22 +308,7 @@ class AsyncClient(_ClientBase, AsyncResourceNamespaces):
     async def send(self, call: Call[R]) -> R:
         """Send ``call``, retrying as the policy says; its parsed result, or the typed error."""
         request = self._settings.request(self._http, call)
-        conversation = exchange(call, request, self._settings.policy)
-        step = next(conversation)
-        try:
-            while True:
-                if isinstance(step, Wait):
-                    await asyncio.sleep(step.seconds)
-                    step = conversation.send(None)  # type: ignore[arg-type]
-                    continue
-                try:
-                    outcome: httpx.Response | httpx.TransportError = await self._http.send(step)
-                except httpx.TransportError as exc:
-                    outcome = exc
-                step = conversation.send(outcome)
-        except StopIteration as done:
-            result: R = done.value
-            return result
+        return await converse(call, request, self._http.send, self._settings.policy)
 
     async def list_page(self, request: ListRequest, cls: type[T]) -> AsyncPage[T]:
         """The page ``request`` asks for, able to fetch the ones after it."""
@@ -294,17 +324,6 @@ class AsyncClient(_ClientBase, AsyncResourceNamespaces):
         """Close the connections (not those of an ``http_client`` you lent)."""
         if self._owns_http:
             await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"AsyncClient(base_url={self.base_url!r})"

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 __all__ = [
     "APIConnectionError",
@@ -41,8 +39,31 @@ __all__ = [
     "OverplaneError",
     "PreconditionFailedError",
     "RateLimitError",
+    "Response",
     "error_from_response",
 ]
+
+
+class Response(Protocol):
+    """What the client reads of an HTTP response: an ``httpx.Response``, or the lean one of
+    :mod:`overplane.client.bulk` (its headers a dict with lower-case names)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def is_success(self) -> bool: ...
+
+    def json(self) -> Any: ...
 
 
 class OverplaneError(Exception):
@@ -189,7 +210,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def error_from_response(response: httpx.Response) -> APIError:
+def error_from_response(response: Response) -> APIError:
     """The exception for an error response, from its error object (or, when the body is not
     the API's JSON, e.g. a proxy's page, from its status alone)."""
     body = response.content
