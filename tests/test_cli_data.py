@@ -469,3 +469,23 @@ def test_the_data_commands_work_with_the_client_alone(env: dict[str, str]) -> No
     assert serve.returncode == 1
     assert "pip install 'overplane[server]'" in serve.stderr
     assert "Traceback" not in serve.stderr
+
+
+def test_the_command_loads_the_server_only_for_its_commands() -> None:
+    """A data command starts without the server's modules (about 0.65 s of start-up);
+    asking for a server command, or the help that lists it, loads them."""
+    program = (
+        "import sys\n"
+        "from overplane.cli.main import app\n"
+        "from typer.main import get_command\n"
+        "group = get_command(app)\n"
+        "print('sqlalchemy' in sys.modules, end=' ')\n"
+        "ctx = group.context_class(group)\n"
+        "group.get_command(ctx, 'appointments')\n"
+        "print('sqlalchemy' in sys.modules, end=' ')\n"
+        "print(group.get_command(ctx, 'migrate') is not None, 'sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "False", "True", "True"], done.stderr

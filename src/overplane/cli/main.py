@@ -14,9 +14,11 @@ Two kinds of commands, as docs/architecture.md says of ``cli/``:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from overplane import __version__
 from overplane.cli.config import config
@@ -26,7 +28,34 @@ from overplane.cli.output import fail
 from overplane.cli.transfer import export_app, import_app
 from overplane.declarations import RESOURCES
 
-app = typer.Typer(help="The Overplane API server.", no_args_is_help=True, add_completion=False)
+if TYPE_CHECKING:  # typer carries its own copy of click
+    from typer._click import Command, Context
+
+#: The server's commands (``server.py``). They are imported when one of them runs, or when
+#: the help lists them, never for a data command: the server's modules (SQLAlchemy, Alembic,
+#: the drivers, uvicorn) took about 0.65 s of every ``overplane import``'s start-up.
+SERVER_COMMANDS = ("serve", "migrate", "worker", "accounts", "keys", "migrations", "backup")
+
+
+class _Commands(TyperGroup):
+    """The ``overplane`` command group, which loads the server's commands on first use."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [
+            *super().list_commands(ctx),
+            *(n for n in SERVER_COMMANDS if n not in self.commands),
+        ]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in SERVER_COMMANDS and cmd_name not in self.commands:
+            for name, command in server_commands().items():
+                self.add_command(command, name)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(
+    cls=_Commands, help="The Overplane API server.", no_args_is_help=True, add_completion=False
+)
 app.command()(listen)
 app.command()(config)
 # The data commands: a group per declared resource, and export/import, through the client.
@@ -67,7 +96,7 @@ def register_missing_server(app: typer.Typer, missing: str) -> None:
             f"the server is not installed (no module {missing!r}): pip install 'overplane[server]'"
         )
 
-    for name in ("serve", "migrate", "worker", "accounts", "keys", "migrations"):
+    for name in SERVER_COMMANDS:
         app.command(
             name,
             help="Needs the server: pip install 'overplane[server]'.",
@@ -75,12 +104,17 @@ def register_missing_server(app: typer.Typer, missing: str) -> None:
         )(unavailable)
 
 
-try:
-    from overplane.cli import server
-except ModuleNotFoundError as exc:  # the client alone: no database drivers, no ASGI server
-    register_missing_server(app, exc.name or "?")
-else:
-    server.register(app)
+def server_commands() -> dict[str, Command]:
+    """The server's commands, or stand-ins that say what to install when the server's
+    dependencies are missing (the client alone: no database drivers, no ASGI server)."""
+    commands = typer.Typer()
+    try:
+        from overplane.cli import server
+    except ModuleNotFoundError as exc:
+        register_missing_server(commands, exc.name or "?")
+    else:
+        server.register(commands)
+    return dict(typer.main.get_group(commands).commands)
 
 
 def main() -> None:
