@@ -296,7 +296,8 @@ async def _pg_execute(url: str, statement: str) -> str:
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
     """The URL of a uniquely named database for this run, dropped when the block ends."""
-    name = f"overplane_bench_{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}"
+    # Unique even for two databases made in the same second (bench.compare makes a pair).
+    name = f"overplane_bench_{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}_{secrets.token_hex(3)}"
     asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
     log(f"created the PostgreSQL database {name}")
     parts = urlsplit(admin_url)
