@@ -44,7 +44,7 @@ WIDGET = Resource(
     description="A widget that exists only in a test.",
     fields=(
         Field("label", "The widget's label.", "label_example", required=True),
-        Field("notes", "Free-form notes.", "notes_example", max_length=5000),
+        Field("notes", "Free-form notes.", "notes_example", max_length=5000, indexed=True),
         Field(
             "due_time",
             "When the widget is due; RFC 3339 values can be filtered by range.",
