@@ -294,10 +294,12 @@ async def _pg_execute(url: str, statement: str) -> str:
 
 
 @contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """The URL of a uniquely named database for this run, dropped when the block ends."""
+def postgres_database(admin_url: str, label: str = "") -> Iterator[str]:
+    """The URL of a uniquely named database for this run (``label`` in its name, to tell
+    several apart), dropped when the block ends."""
     # Unique even for two databases made in the same second (bench.compare makes a pair).
-    name = f"overplane_bench_{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}_{secrets.token_hex(3)}"
+    stamp = f"{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"overplane_bench_{label}{'_' if label else ''}{stamp}"
     asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
     log(f"created the PostgreSQL database {name}")
     parts = urlsplit(admin_url)

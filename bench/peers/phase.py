@@ -39,10 +39,8 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -58,6 +56,7 @@ from bench.run import (
     _pg_execute,
     load_average,
     log,
+    postgres_database,
     run_phase_alone,
     write_lines,
 )
@@ -155,15 +154,8 @@ def database(bench: Bench, backend: str, slug: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{bench.workdir / f'peers-{slug}.sqlite3'}"
         return
-    admin_url = bench.config.pg_admin_url
-    name = f"overplane_bench_peers_{slug}_{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}"
-    asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
-    log(f"created the PostgreSQL database {name}")
-    parts = urlsplit(admin_url)
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    finally:
-        asyncio.run(_pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database(bench.config.pg_admin_url, f"peers_{slug}") as url:
+        yield url
 
 
 DRF_DIR = PEERS_DIR / "drf"
