@@ -37,6 +37,7 @@ from bench.run import (
     Bench,
     _pg_execute,
     log,
+    phase_heading,
     postgres_database,
     run_phase_alone,
     write_lines,
@@ -205,12 +206,9 @@ def table(rows: list[EventsRow]) -> list[str]:
 def render(bench: Bench, rows: list[EventsRow], wall_seconds: float, load: str) -> str:
     """The generated ``events`` section: when, on what, with which settings, and the table."""
     config = bench.config
-    results = bench.results
     return "\n".join(
         [
-            f"### Latest events run ({results.date}, code {results.versions['overplane']})",
-            "",
-            "Machine: " + ", ".join(f"{k} {v}" for k, v in results.machine.items()) + ".",
+            *phase_heading(bench, "events"),
             f"Settings: {config.repetitions} pairs of {config.duration} s runs after "
             f"{config.warmup} s warm-ups, {config.connections} connections, "
             f"{config.seed_count:,} seeded appointments, server CPUs {config.server_cpus}, "

@@ -38,6 +38,7 @@ from bench.run import (
     APPOINTMENT,
     Bench,
     log,
+    phase_heading,
     run_phase_alone,
     write_lines,
 )
@@ -197,12 +198,9 @@ def table(rows: list[LimitsRow]) -> list[str]:
 def render(bench: Bench, rows: list[LimitsRow], wall_seconds: float, load: str) -> str:
     """The generated ``limits`` section: when, on what, with which settings, and the table."""
     config = bench.config
-    results = bench.results
     return "\n".join(
         [
-            f"### Latest limits run ({results.date}, code {results.versions['overplane']})",
-            "",
-            "Machine: " + ", ".join(f"{k} {v}" for k, v in results.machine.items()) + ".",
+            *phase_heading(bench, "limits"),
             f"Settings: SQLite, {config.repetitions} rounds of {config.duration} s runs after "
             f"{config.warmup} s warm-ups, {config.connections} connections, "
             f"{config.seed_count:,} seeded appointments, server CPUs {config.server_cpus}, "

@@ -755,6 +755,17 @@ def pin_to(cpus: str) -> None:
     os.sched_setaffinity(0, chosen)
 
 
+def phase_heading(bench: Bench, phase: str) -> list[str]:
+    """The first lines of a phase's generated section: its title with the run's date and
+    code, and the machine it ran on."""
+    results = bench.results
+    return [
+        f"### Latest {phase} run ({results.date}, code {results.versions['overplane']})",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in results.machine.items()) + ".",
+    ]
+
+
 def run_phase_alone(
     section: str,
     measure: Callable[[Bench], R],

@@ -56,6 +56,7 @@ from bench.run import (
     _pg_execute,
     load_average,
     log,
+    phase_heading,
     postgres_database,
     run_phase_alone,
     write_lines,
@@ -427,9 +428,7 @@ def render(bench: Bench, result: PeersResult, wall_seconds: float, load: str) ->
     results = bench.results
     return "\n".join(
         [
-            f"### Latest peers run ({results.date}, code {results.versions['overplane']})",
-            "",
-            "Machine: " + ", ".join(f"{k} {v}" for k, v in results.machine.items()) + ".",
+            *phase_heading(bench, "peers"),
             "Versions: "
             + ", ".join(
                 f"{k} {v}"
