@@ -114,15 +114,18 @@ def sqlite_next_seq(table: str) -> str:
     return f"coalesce((SELECT seq FROM {table} ORDER BY rowid DESC LIMIT 1), 0) + 1"
 
 
-def insert_statements(table: str, columns: Sequence[str]) -> dict[str, str]:
-    """The INSERT of one row of a listed table, by dialect: ``?`` for each of ``columns``.
+def insert_statements(
+    table: str, columns: Sequence[str], values: Sequence[str] | None = None
+) -> dict[str, str]:
+    """The INSERT of one row of a listed table, by dialect: ``?`` for each of ``columns``
+    (or the SQL expressions ``values``, one per column).
 
     PostgreSQL fills ``seq`` from its identity. On SQLite, which has one writer at a time, a
     row takes the seq of the row inserted last (the highest rowid: one step down the table's
     b-tree) plus one; so seq grows with rowid, as it did when it was the rowid itself.
     """
     names = ", ".join(columns)
-    placeholders = ", ".join("?" * len(columns))
+    placeholders = ", ".join("?" * len(columns)) if values is None else ", ".join(values)
     return {
         "postgresql": f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
         "sqlite": f"INSERT INTO {table} (seq, {names}) "

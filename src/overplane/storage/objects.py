@@ -20,7 +20,7 @@ from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.rfc3339 import parse_ns
 from overplane.storage import events, webhooks
-from overplane.storage.database import Executor, Row
+from overplane.storage.database import Executor, Recording, Row
 from overplane.storage.events import EventOrigin
 from overplane.storage.ids import could_be_object_id, new_object_id
 from overplane.storage.listing import Listing, ListQuery, Page, insert_statements
@@ -84,11 +84,13 @@ class ObjectStore:
         self.listing = Listing(table, self.columns, id_prefix=resource.id_prefix, tombstones=True)
         self._update_sql = lru_cache(maxsize=1024)(self._build_update)
         self._created, self._updated, self._deleted = resource.event_types
-        self._write_event = {d: events.insert_sql(d) for d in ("postgresql", "sqlite")}
         self._with_event = _PostgresEventStatements(
             table, self.columns, self._field_names, self.insert_sql["postgresql"]
         )
         self._update_with_event = lru_cache(maxsize=1024)(self._with_event.update)
+        self._triggers = _SQLiteEventTriggers(
+            table, self.columns, self._field_names, resource.event_types
+        )
 
     def by_id_statements(self) -> dict[str, str]:
         """Every statement that finds an object by id (with an If-Match of one version where
@@ -115,11 +117,6 @@ class ObjectStore:
             f"RETURNING {self._columns}"
         )
 
-    async def _record_sqlite(self, transaction: Executor, event: tuple[Any, ...]) -> None:
-        """SQLite: the event and the deliveries it owes, in the change's transaction."""
-        await transaction.execute(self._write_event["sqlite"], event)
-        await transaction.execute(webhooks.fan_out_sql("sqlite"), _fan_out_args(event))
-
     def _object_json(self, stored: StoredObject) -> str:
         return events.values_json(
             self.columns, (stored.id, stored.created_at, stored.updated_at, *stored.values)
@@ -142,17 +139,15 @@ class ObjectStore:
         stored = StoredObject(object_id, stamp, stamp, field_values)
         if origin is None:
             await db.execute(self.insert_sql[db.dialect], row_args)
-            return stored
-        event = events.insert_args(
-            tenant, stamp, self._created, object_id, origin, self._object_json(stored), None
-        )
-        if db.dialect == "postgresql":
+        elif db.dialect == "sqlite":
+            recording = self._triggers.created.recording(stamp, origin)
+            await db.fetch_recorded(self.insert_sql["sqlite"], row_args, recording)
+        else:
+            event = events.insert_args(
+                tenant, stamp, self._created, object_id, origin, self._object_json(stored), None
+            )
             # One statement, one round trip: the row and its event are written together.
             await db.execute(self._with_event.create, (*row_args, *event, *_fan_out_args(event)))
-        else:
-            async with db.atomic() as transaction:
-                await transaction.execute(self.insert_sql["sqlite"], row_args)
-                await self._record_sqlite(transaction, event)
         return stored
 
     async def retrieve(self, db: Executor, tenant: Tenant, object_id: str) -> StoredObject | None:
@@ -186,39 +181,29 @@ class ObjectStore:
         stamp = now_ms()
         columns = names + tuple(time_column(name) for name in time_names)
         by_id = (object_id, *tenant.args)
-        if origin is None:
+        if origin is None or db.dialect == "sqlite":
             sql = self._update_sql(columns, len(versions or ()))
-            row = await db.fetch_one(sql, [*args, stamp, stamp, *by_id, *(versions or ())])
+            args += [stamp, stamp, *by_id, *(versions or ())]
+            if origin is None:
+                row = await db.fetch_one(sql, args)
+            else:
+                recording = self._triggers.updated.recording(stamp, origin)
+                row = await db.fetch_recorded(sql, args, recording)
             return None if row is None else StoredObject.read(row)
         event = events.insert_args(tenant, stamp, self._updated, object_id, origin, "", None)
-        if db.dialect == "postgresql":
-            # The old values come from a locked read inside the UPDATE itself (FROM … FOR
-            # UPDATE), so they are those this update replaced, even under concurrent writers.
-            sql = self._update_with_event(columns, len(versions or ()))
-            row = await db.fetch_one(
-                sql,
-                [
-                    *args,
-                    *(stamp, stamp, *by_id, *(versions or ())),
-                    *_without_payload(event),
-                    *_fan_out_args(event),
-                ],
-            )
-            return None if row is None else StoredObject.read(row)
-        async with db.atomic() as transaction:
-            before = await transaction.fetch_one(self._select, by_id)
-            if before is None:
-                return None
-            sql = self._update_sql(columns, len(versions or ()))
-            row = await transaction.fetch_one(sql, [*args, stamp, stamp, *by_id, *(versions or ())])
-            if row is None:
-                return None
-            stored = StoredObject.read(row)
-            previous = events.values_json(self._field_names, StoredObject.read(before).values)
-            await self._record_sqlite(
-                transaction, (*event[:-2], self._object_json(stored), previous)
-            )
-            return stored
+        # The old values come from a locked read inside the UPDATE itself (FROM … FOR
+        # UPDATE), so they are those this update replaced, even under concurrent writers.
+        sql = self._update_with_event(columns, len(versions or ()))
+        row = await db.fetch_one(
+            sql,
+            [
+                *args,
+                *(stamp, stamp, *by_id, *(versions or ())),
+                *_without_payload(event),
+                *_fan_out_args(event),
+            ],
+        )
+        return None if row is None else StoredObject.read(row)
 
     async def delete(
         self,
@@ -236,19 +221,14 @@ class ObjectStore:
         by_id = (object_id, *tenant.args, *(versions or ()))
         if origin is None:
             return await db.fetch_one(self._delete_sql(len(versions or ())), by_id) is not None
+        if db.dialect == "sqlite":
+            recording = self._triggers.deleted.recording(now_ms(), origin)
+            sql = self._delete_sql(len(versions or ()))
+            return await db.fetch_recorded(sql, by_id, recording) is not None
         event = events.insert_args(tenant, now_ms(), self._deleted, object_id, origin, "", None)
-        if db.dialect == "postgresql":
-            sql = self._with_event.delete(len(versions or ()))
-            args = (*by_id, *_without_payload(event), *_fan_out_args(event))
-            return await db.fetch_one(sql, args) is not None
-        async with db.atomic() as transaction:
-            sql = f"{self._delete}{_versions_sql(len(versions or ()))} RETURNING {self._columns}"
-            row = await transaction.fetch_one(sql, by_id)
-            if row is None:
-                return False
-            last = self._object_json(StoredObject.read(row))
-            await self._record_sqlite(transaction, (*event[:-2], last, None))
-            return True
+        sql = self._with_event.delete(len(versions or ()))
+        args = (*by_id, *_without_payload(event), *_fan_out_args(event))
+        return await db.fetch_one(sql, args) is not None
 
     async def list(self, db: Executor, tenant: Tenant, query: ListQuery) -> Page[StoredObject]:
         """A page of the tenant's objects that meet the query's conditions, newest first."""
@@ -277,6 +257,90 @@ def _without_payload(event: tuple[Any, ...]) -> tuple[Any, ...]:
     """An event's insert arguments less those the PostgreSQL statements take from the row
     they change: object_id, object_json and previous_json."""
     return (*event[:5], *event[6:8])
+
+
+class _SQLiteEventTrigger(NamedTuple):
+    """SQLite: the temporary trigger that records one kind of change's event (and the
+    deliveries it owes) in the statement that makes the change (``SQLiteDatabase``,
+    "Events"), taking the request's part from ``overplane_event(i)``."""
+
+    triggers: tuple[str, ...]
+
+    def recording(self, created_at: int, origin: EventOrigin) -> Recording:
+        """The values a write's trigger records: a new event id, its time, the request."""
+        event_id = new_object_id(events.ID_PREFIX)
+        return Recording(
+            self.triggers, (event_id, created_at, origin.request_id, origin.idempotency_key)
+        )
+
+
+class _SQLiteEventTriggers:
+    """SQLite: the triggers of a table's created, updated and deleted events."""
+
+    def __init__(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        fields: tuple[str, ...],
+        event_types: tuple[str, str, str],
+    ) -> None:
+        created, updated, deleted = event_types
+        # An update's event keeps the fields' values it replaced; a delete's, the last state.
+        previous = _sqlite_json("OLD", fields)
+        self.created = self._trigger(table, "INSERT", created, "NEW", columns, "NULL")
+        self.updated = self._trigger(table, "UPDATE", updated, "NEW", columns, previous)
+        self.deleted = self._trigger(table, "DELETE", deleted, "OLD", columns, "NULL")
+
+    @staticmethod
+    def _trigger(
+        table: str,
+        operation: str,
+        event_type: str,
+        row: str,
+        columns: tuple[str, ...],
+        previous_json: str,
+    ) -> _SQLiteEventTrigger:
+        event_type_sql = "'" + event_type.replace("'", "''") + "'"
+        values = {
+            "id": "overplane_event(0)",
+            "account_id": f"{row}.account_id",
+            "livemode": f"{row}.livemode",
+            "created_at": "overplane_event(1)",
+            "type": event_type_sql,
+            "object_id": f"{row}.id",
+            "request_id": "overplane_event(2)",
+            "idempotency_key": "overplane_event(3)",
+            "object_json": _sqlite_json(row, columns),
+            "previous_json": previous_json,
+        }
+        insert = insert_statements(
+            "events", events.INSERT_COLUMNS, [values[c] for c in events.INSERT_COLUMNS]
+        )["sqlite"]
+        fan_out = webhooks.fan_out_sql(
+            "sqlite",
+            event_id="overplane_event(0)",
+            created_at="overplane_event(1)",
+            account_id=f"{row}.account_id",
+            livemode=f"{row}.livemode",
+            event_type=event_type_sql,
+        )
+        name = f"overplane_{table}_{operation.lower()}_event"
+        trigger = (
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {operation} ON main.{table} "
+            f"WHEN overplane_event(0) IS NOT NULL BEGIN {insert}; {fan_out}; END"
+        )
+        return _SQLiteEventTrigger((trigger,))
+
+
+def _sqlite_json(alias: str, names: tuple[str, ...]) -> str:
+    """A JSON text of ``alias``'s columns ``names`` (an SQL function takes at most 127
+    arguments, so wide rows are built 50 columns at a time; ``json_insert``, unlike
+    ``json_patch``, keeps null values)."""
+    chunks = [names[i : i + 50] for i in range(0, len(names), 50)] or [()]
+    built = "json_object(" + ", ".join(f"'{n}', {alias}.{n}" for n in chunks[0]) + ")"
+    for chunk in chunks[1:]:
+        built = f"json_insert({built}, " + ", ".join(f"'$.{n}', {alias}.{n}" for n in chunk) + ")"
+    return built
 
 
 class _PostgresEventStatements:

@@ -34,25 +34,36 @@ _PATTERN = "replace(replace({p}, '_', '\\_'), '*', '%')"
 _MATCHES = {
     "postgresql": (
         "EXISTS (SELECT 1 FROM json_array_elements_text(e.enabled_events::json) AS p(pattern) "
-        f"WHERE ? LIKE {_PATTERN.format(p='p.pattern')} ESCAPE '\\')"
+        f"WHERE {{event_type}} LIKE {_PATTERN.format(p='p.pattern')} ESCAPE '\\')"
     ),
     "sqlite": (
         "EXISTS (SELECT 1 FROM json_each(e.enabled_events) AS p "
-        f"WHERE ? LIKE {_PATTERN.format(p='p.value')} ESCAPE '\\')"
+        f"WHERE {{event_type}} LIKE {_PATTERN.format(p='p.value')} ESCAPE '\\')"
     ),
 }
 
 
-def fan_out_sql(dialect: str, only_if: str = "TRUE") -> str:
-    """INSERT of the deliveries an event owes: ``?`` are the event's id, its time (also the
-    delivery's first due time), the tenant (account, mode) and the event's type. ``only_if``
-    is an extra SQL condition (a PostgreSQL statement makes them only once its event is)."""
+def fan_out_sql(
+    dialect: str,
+    only_if: str = "TRUE",
+    *,
+    event_id: str = "?",
+    created_at: str = "?",
+    account_id: str = "?",
+    livemode: str = "?",
+    event_type: str = "?",
+) -> str:
+    """INSERT of the deliveries an event owes: by default ``?`` are the event's id, its time
+    (also the delivery's first due time), the tenant (account, mode) and the event's type;
+    each may be an SQL expression instead (a trigger's ``NEW.account_id``). ``only_if`` is an
+    extra SQL condition (a PostgreSQL statement makes them only once its event is)."""
     return (
         "INSERT INTO webhook_deliveries (account_id, livemode, event_id, endpoint_id, "
         "created_at, attempts, next_attempt_at, state) "
-        "SELECT e.account_id, e.livemode, ?, e.id, ?, 0, ?, 'pending' FROM webhook_endpoints e "
-        f"WHERE {only_if} AND e.account_id = ? AND e.livemode = ? AND NOT e.disabled AND "
-        + _MATCHES[dialect]
+        f"SELECT e.account_id, e.livemode, {event_id}, e.id, {created_at}, 0, {created_at}, "
+        f"'pending' FROM webhook_endpoints e WHERE {only_if} AND e.account_id = {account_id} "
+        f"AND e.livemode = {livemode} AND NOT e.disabled AND "
+        + _MATCHES[dialect].format(event_type=event_type)
     )
 
 
@@ -209,7 +220,8 @@ class EndpointStore:
         """The ids of the tenant's enabled endpoints whose ``enabled_events`` match the type."""
         rows = await db.fetch_all(
             "SELECT e.id FROM webhook_endpoints e WHERE e.account_id = ? AND e.livemode = ? "
-            f"AND NOT e.disabled AND {_MATCHES[db.dialect]} ORDER BY e.created_at, e.seq",
+            f"AND NOT e.disabled AND {_MATCHES[db.dialect].format(event_type='?')} "
+            "ORDER BY e.created_at, e.seq",
             (*tenant.args, event_type),
         )
         return [str(row[0]) for row in rows]
