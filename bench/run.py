@@ -30,7 +30,7 @@ Method
 * **Also**: ``--workers 2`` against 1 (retrieve, SQLite), the access log on against off,
   writes with events on against off (``bench/events.py``, also runnable alone),
   resident memory per worker at idle and over a sustained mixed load, and py-spy profiles of
-  retrieve, list and create on both backends (see ``bench/profiling.py``).
+  retrieve, list, update and create on both backends (see ``bench/profiling.py``).
 
 The servers run a copy of ``src/`` taken at the start, so a run measures one version of the
 code. The results replace the generated section of ``docs/performance.md`` and are printed.
@@ -625,12 +625,14 @@ class Bench:
         )
 
     def profile(self, server: Server, backend: str, seeded: list[str]) -> None:
-        """py-spy profiles of retrieve, list and create on appointments, under full load."""
+        """py-spy profiles of retrieve, list, update and create on appointments, under full
+        load."""
         config = self.config
         ids = write_lines(self.workdir / f"profile-{backend}-ids", seeded)
         body = self._file(f"profile-{backend}-body.json", APPOINTMENT.create_body)
-        for operation in ("retrieve", "list", "create"):
-            workload = Workload(operation, APPOINTMENT.path, ids=ids, body=body)
+        patch = self._file(f"profile-{backend}-patch.json", APPOINTMENT.update_body)
+        for operation in ("retrieve", "list", "update", "create"):
+            workload = Workload(operation, APPOINTMENT.path, ids=ids, body=body, patch=patch)
             command = loadgen.wrk_command(
                 server.base_url,
                 self.key,
