@@ -67,13 +67,6 @@ def fan_out_sql(
     )
 
 
-def fan_out_args(
-    event_id: str, created_at: int, tenant: Tenant, event_type: str
-) -> tuple[Any, ...]:
-    """The arguments of :func:`fan_out_sql`."""
-    return (event_id, created_at, created_at, *tenant.args, event_type)
-
-
 class StoredEndpoint(NamedTuple):
     """One webhook endpoint as stored, its secrets included (never rendered but on create)."""
 
