@@ -48,13 +48,13 @@ class DatabaseUnavailable(Exception):
 class Recording(NamedTuple):
     """The event a SQLite write records through its connection's temporary triggers.
 
-    ``triggers`` are the ``CREATE TEMP TRIGGER IF NOT EXISTS`` statements the write relies on
+    ``trigger`` is the ``CREATE TEMP TRIGGER IF NOT EXISTS`` statement the write relies on
     (installed on the connection before its first such write); while the write runs, the
     SQL function ``overplane_event(i)`` returns ``values[i]`` (NULL at any other time, so
-    the triggers record nothing for writes made without a recording).
+    the trigger records nothing for writes made without a recording).
     """
 
-    triggers: tuple[str, ...]
+    trigger: str
     values: tuple[Any, ...]
 
 
@@ -272,8 +272,8 @@ class SQLiteDatabase(Database):
         self._connection.execute("PRAGMA temp_store = MEMORY")
         #: The values ``overplane_event(i)`` returns while a recorded write runs.
         self._recording: tuple[Any, ...] | None = None
-        #: The trigger statements of :class:`Recording` known to be installed.
-        self._installed: set[tuple[str, ...]] = set()
+        #: The :attr:`Recording.trigger` statements known to be installed.
+        self._installed: set[str] = set()
         self._connection.create_function("overplane_event", 1, self._recorded)
         self._transaction_lock = asyncio.Lock()
         #: The open commit group's outcome, None when no group is open.
@@ -309,10 +309,9 @@ class SQLiteDatabase(Database):
         self._deadline = time.monotonic() + self._timeout
         try:
             if recording is not None:
-                if recording.triggers not in self._installed:
-                    for statement in recording.triggers:
-                        self._connection.execute(statement)
-                    self._installed.add(recording.triggers)
+                if recording.trigger not in self._installed:
+                    self._connection.execute(recording.trigger)
+                    self._installed.add(recording.trigger)
                 self._recording = recording.values
             cursor = self._connection.execute(sql, args)
             result: list[Row] = cursor.fetchall() if rows is None else cursor.fetchmany(rows)

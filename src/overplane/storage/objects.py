@@ -264,13 +264,14 @@ class _SQLiteEventTrigger(NamedTuple):
     deliveries it owes) in the statement that makes the change (``SQLiteDatabase``,
     "Events"), taking the request's part from ``overplane_event(i)``."""
 
-    triggers: tuple[str, ...]
+    trigger: str
 
     def recording(self, created_at: int, origin: EventOrigin) -> Recording:
-        """The values a write's trigger records: a new event id, its time, the request."""
+        """The values a write's trigger records: a new event id, its time, the request (in
+        the order of the trigger's ``overplane_event(0)`` to ``(3)``)."""
         event_id = new_object_id(events.ID_PREFIX)
         return Recording(
-            self.triggers, (event_id, created_at, origin.request_id, origin.idempotency_key)
+            self.trigger, (event_id, created_at, origin.request_id, origin.idempotency_key)
         )
 
 
@@ -329,7 +330,7 @@ class _SQLiteEventTriggers:
             f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {operation} ON main.{table} "
             f"WHEN overplane_event(0) IS NOT NULL BEGIN {insert}; {fan_out}; END"
         )
-        return _SQLiteEventTrigger((trigger,))
+        return _SQLiteEventTrigger(trigger)
 
 
 def _sqlite_json(alias: str, names: tuple[str, ...]) -> str:
