@@ -38,6 +38,7 @@ from bench.run import (
     _pg_execute,
     log,
     phase_heading,
+    pin_process,
     postgres_database,
     run_phase_alone,
     write_lines,
@@ -49,6 +50,16 @@ SECTION = "events"
 #: The issue's target: events on may cost at most this share of the req/s.
 TARGET_RATIO = 0.80
 OPERATIONS = ("update", "create", "delete")
+
+
+def operations() -> tuple[str, ...]:
+    """The operations to measure: ``BENCH_OPERATIONS`` (comma-separated), all by default."""
+    chosen = {o.strip() for o in os.environ.get("BENCH_OPERATIONS", "").split(",") if o.strip()}
+    if chosen - set(OPERATIONS):
+        raise SystemExit(f"BENCH_OPERATIONS: unknown {', '.join(sorted(chosen - set(OPERATIONS)))}")
+    if "delete" in chosen:
+        chosen.add("create")  # each side's deletes walk the ids its own creates made
+    return tuple(o for o in OPERATIONS if o in chosen) or OPERATIONS
 
 
 def cpu_seconds(pid: int) -> float:
@@ -108,7 +119,13 @@ def paired_runs(
         order = (True, False) if repetition % 2 == 0 else (False, True)
         for events in order:
             workload = runs[events][repetition + 1]
+            # The idle side waits on the wrk core: on SQLite it wakes for every write the
+            # measured side makes (its key watch), and took 9-12% of the server core.
+            for pid in servers[not events].worker_pids():
+                pin_process(pid, config.client_cpus)
             pids = servers[events].worker_pids()
+            for pid in pids:
+                pin_process(pid, config.server_cpus)
             before = sum(map(cpu_seconds, pids))
             result = bench.run_once(servers[events], workload, config.duration, None)
             measured[events].append(result)
@@ -136,7 +153,7 @@ def measure_backend(bench: Bench, backend: str, database_url: str) -> list[Event
         patch.write_bytes(APPOINTMENT.update_body)
         created = {e: workdir / f"events-{backend}-{e}-created" for e in (True, False)}
         path = APPOINTMENT.path
-        for operation in OPERATIONS:
+        for operation in operations():
             if operation == "update":
                 update = Workload("update", path, ids=ids, patch=patch)
                 runs = {e: [update] * (reps + 1) for e in (True, False)}

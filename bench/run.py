@@ -55,6 +55,7 @@ default ``postgresql://postgres@127.0.0.1:5432/postgres``), ``BENCH_SERVER_CPUS`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -748,13 +749,25 @@ def load_average() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
-def pin_to(cpus: str) -> None:
-    """Pin this process (and so wrk and the seeding client) to ``cpus`` (taskset syntax)."""
+def cpu_set(cpus: str) -> set[int]:
+    """The CPUs that ``cpus`` (taskset syntax: ``0``, ``0,1``, ``0-3``) names."""
     chosen: set[int] = set()
     for part in cpus.split(","):
         low, _, high = part.partition("-")
         chosen.update(range(int(low), int(high or low) + 1))
-    os.sched_setaffinity(0, chosen)
+    return chosen
+
+
+def pin_to(cpus: str) -> None:
+    """Pin this process (and so wrk and the seeding client) to ``cpus`` (taskset syntax)."""
+    os.sched_setaffinity(0, cpu_set(cpus))
+
+
+def pin_process(pid: int, cpus: str) -> None:
+    """Move every thread of process ``pid`` to ``cpus`` (as ``taskset -a -p``)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task), cpu_set(cpus))
 
 
 def phase_heading(bench: Bench, phase: str) -> list[str]:
