@@ -6,15 +6,17 @@ or transaction (SQLite), and the deliveries it owes (none here: no webhook endpo
 issue's target: with events on, at most 20% fewer req/s than with them off, in one run.
 
 Method: on each backend, two ``overplane serve`` processes on **one** database, one with
-``OVERPLANE_EVENTS=true`` and one with ``false``, both pinned to the server core (one idles
-while the other is measured) and both running their webhook worker (the default), which
-finds nothing to deliver. Appointments are seeded through the events-on server. For update,
+``OVERPLANE_EVENTS=true`` and one with ``false``, both running their webhook worker (the
+default), which finds nothing to deliver. The measured one runs on the server core, the idle
+one waits on the wrk core: on SQLite its key watch wakes for every write the measured one
+makes, which took 9-12% of the server core when both shared it. Appointments are seeded through the events-on server. For update,
 create and delete, in that order: a warm-up of each, then ``BENCH_REPETITIONS`` pairs of
 ``BENCH_DURATION`` s runs, the order within a pair alternating (on/off, off/on, ...) so that
 neither side always gets the fresher database or the quieter moment. The ratio is the median
 of the pairs' ratios (events on / events off). Update walks the seeded ids; each side's
-deletes walk the ids its own creates made. Knobs are ``bench/run.py``'s; the result replaces
-the ``events`` section of ``docs/performance.md``.
+deletes walk the ids its own creates made. Knobs are ``bench/run.py``'s, and
+``BENCH_OPERATIONS`` (some of update, create, delete); the result replaces the ``events``
+section of ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -119,8 +121,7 @@ def paired_runs(
         order = (True, False) if repetition % 2 == 0 else (False, True)
         for events in order:
             workload = runs[events][repetition + 1]
-            # The idle side waits on the wrk core: on SQLite it wakes for every write the
-            # measured side makes (its key watch), and took 9-12% of the server core.
+            # The idle side waits on the wrk core (module docstring).
             for pid in servers[not events].worker_pids():
                 pin_process(pid, config.client_cpus)
             pids = servers[events].worker_pids()

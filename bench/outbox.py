@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from bench.events import cpu_seconds
+from bench.events import cpu_seconds, operations
 from bench.run import (
     BACKEND_NAMES,
     Bench,
@@ -52,7 +52,6 @@ from overplane.storage.objects import ObjectStore
 from overplane.storage.tenant import Tenant
 
 SECTION = "outbox"
-OPERATIONS = ("update", "create", "delete")
 VALUES = {"customer_name": "a", "scheduled_time": "b", "status": "draft", "customer_email": "c"}
 TENANT = Tenant("acct_outbox", False)
 
@@ -163,7 +162,7 @@ class Phase:
         )
 
 
-async def measure(backend: str, url: str, config: Config, operations: tuple[str, ...]) -> list[Row]:
+async def measure(backend: str, url: str, config: Config, chosen: tuple[str, ...]) -> list[Row]:
     """Every operation on one backend's fresh database."""
     await asyncio.to_thread(migrate.upgrade, url)
     db = await open_database(Settings(database_url=url))
@@ -176,7 +175,7 @@ async def measure(backend: str, url: str, config: Config, operations: tuple[str,
         phase = Phase(db, admin, _env_int("OUTBOX_WRITES", 5000))
         ids = await phase.create_many(config.seed_count)
         rows = []
-        for operation in operations:
+        for operation in chosen:
             runs: dict[bool, list[Run]] = {True: [], False: []}
             for turn in range(config.repetitions):
                 for events in (False, True) if turn % 2 == 0 else (True, False):
@@ -198,16 +197,14 @@ async def measure(backend: str, url: str, config: Config, operations: tuple[str,
 def run_phase(bench: Bench) -> list[Row]:
     """Every configured backend, each on a fresh database."""
     config = bench.config
-    chosen = [o for o in os.environ.get("BENCH_OPERATIONS", "").split(",") if o.strip()]
-    operations = tuple(o for o in OPERATIONS if o in chosen) or OPERATIONS
     rows: list[Row] = []
     for backend in config.backends:
         if backend == "sqlite":
             url = f"sqlite:///{bench.workdir / 'outbox.sqlite3'}"
-            rows += asyncio.run(measure(backend, url, config, operations))
+            rows += asyncio.run(measure(backend, url, config, operations()))
             continue
         with postgres_database(config.pg_admin_url, "outbox") as url:
-            rows += asyncio.run(measure(backend, url, config, operations))
+            rows += asyncio.run(measure(backend, url, config, operations()))
     return rows
 
 
