@@ -24,7 +24,7 @@ the limit. Knobs: ``BENCH_BACKENDS``, ``BENCH_OPERATIONS`` (update, create, dele
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import statistics
 import sys
 import time
@@ -35,9 +35,13 @@ import asyncpg
 
 from bench.events import cpu_seconds, operations
 from bench.run import (
+    APPOINTMENT as BENCH_APPOINTMENT,
+)
+from bench.run import (
     BACKEND_NAMES,
     Bench,
     Config,
+    _env_int,
     log,
     phase_heading,
     postgres_database,
@@ -52,13 +56,9 @@ from overplane.storage.objects import ObjectStore
 from overplane.storage.tenant import Tenant
 
 SECTION = "outbox"
-VALUES = {"customer_name": "a", "scheduled_time": "b", "status": "draft", "customer_email": "c"}
+#: The fields every create sends: those of bench/run.py's appointment creates.
+VALUES: dict[str, str] = json.loads(BENCH_APPOINTMENT.create_body)
 TENANT = Tenant("acct_outbox", False)
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
 
 
 @dataclass(frozen=True, slots=True)
