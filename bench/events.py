@@ -9,10 +9,11 @@ Method: on each backend, two ``overplane serve`` processes on **one** database, 
 ``OVERPLANE_EVENTS=true`` and one with ``false``, both running their webhook worker (the
 default), which finds nothing to deliver. The measured one runs on the server core, the idle
 one waits on the wrk core: on SQLite its key watch wakes for every write the measured one
-makes, which took 9-12% of the server core when both shared it. Appointments are seeded through the events-on server. For update,
-create and delete, in that order: a warm-up of each, then ``BENCH_REPETITIONS`` pairs of
-``BENCH_DURATION`` s runs, the order within a pair alternating (on/off, off/on, ...) so that
-neither side always gets the fresher database or the quieter moment. The ratio is the median
+makes, which took 9-12% of the server core when both shared it. Appointments are seeded
+through the events-on server. For update, create and delete, in that order: a warm-up of
+each, then ``BENCH_REPETITIONS`` pairs of ``BENCH_DURATION`` s runs, the order within a pair
+alternating (on/off, off/on, ...) so that neither side always gets the fresher database or
+the quieter moment. The ratio is the median
 of the pairs' ratios (events on / events off). Update walks the seeded ids; each side's
 deletes walk the ids its own creates made. Knobs are ``bench/run.py``'s, and
 ``BENCH_OPERATIONS`` (some of update, create, delete); the result replaces the ``events``

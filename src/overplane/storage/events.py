@@ -2,9 +2,10 @@
 
 An event row is written by the statement that makes the change (``objects.py``: data-modifying
 CTEs on PostgreSQL, the serving connection's temporary triggers on SQLite), so there is no
-accepted change without its event and no event without its change. It keeps the object as stored after the change (before it, for a delete)
-as JSON of stored values, times in epoch milliseconds; the HTTP layer renders it as the API
-returns objects, so an event shows exactly what a retrieve showed at that moment.
+accepted change without its event and no event without its change. It keeps the object as
+stored after the change (before it, for a delete) as JSON of stored values, times in epoch
+milliseconds; the HTTP layer renders it as the API returns objects, so an event shows exactly
+what a retrieve showed at that moment.
 """
 
 from __future__ import annotations
