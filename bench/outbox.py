@@ -2,18 +2,22 @@
 
 ``python -m bench.outbox`` calls :class:`~overplane.storage.objects.ObjectStore` directly (no
 HTTP, no server), so it sees only what the event adds to the write itself: on SQLite the
-temporary trigger's event row, its indexes, its counter and the pages they dirty; on PostgreSQL
+temporary trigger's event row, its indexes, its outbox row and the pages they dirty; on PostgreSQL
 the same rows written by the statement's CTEs, and the work the PostgreSQL backends do for them
 (their CPU time, read from ``/proc``, so PostgreSQL must run on this machine; its WAL writer
-and checkpointer are not counted).
+and checkpointer are not counted). With events on, the relay runs beside the writes as a
+delivery worker runs it (``DeliveryStore.relay``: a batch, and after one that was not full a
+wait of ``OVERPLANE_WEBHOOK_POLL_SECONDS``), and what it leaves at the end is relayed inside the
+measurement: its CPU is part of the event's.
 
 Method: a fresh database per backend (a temporary SQLite file; a uniquely named PostgreSQL
 database, dropped at the end), migrated, with ``BENCH_SEED`` appointments (default 10,000).
 For each operation, ``BENCH_REPETITIONS`` pairs (default 3) of ``OUTBOX_WRITES`` writes (default
 5,000) by ``OUTBOX_CONCURRENCY`` concurrent tasks (default 8; SQLite's group commit shares a
 commit among them), events off and on, the order alternating. Before each run on PostgreSQL,
-``VACUUM`` of the object table and the counters and a ``CHECKPOINT``, so that no run inherits
-the previous one's dead rows (this machine's PostgreSQL runs without autovacuum). Reported:
+``VACUUM`` of the object table, the counters and the outbox, and a ``CHECKPOINT``, so that no
+run inherits the previous one's dead rows (this machine's PostgreSQL runs without
+autovacuum). Reported:
 the medians of CPU µs per write (this process; PostgreSQL's backends) and the pairs' median
 ratio of total CPU, off / on: what the outbox leaves of a write's throughput where CPU is
 the limit. Knobs: ``BENCH_BACKENDS``, ``BENCH_OPERATIONS`` (update, create, delete),
@@ -54,6 +58,7 @@ from overplane.storage.database import Database, open_database
 from overplane.storage.events import EventOrigin
 from overplane.storage.objects import ObjectStore
 from overplane.storage.tenant import Tenant
+from overplane.storage.webhooks import DeliveryStore
 
 SECTION = "outbox"
 #: The fields every create sends: those of bench/run.py's appointment creates.
@@ -100,6 +105,7 @@ class Phase:
         self.admin = admin
         self.writes = writes
         self.store = ObjectStore(APPOINTMENT)
+        self.deliveries = DeliveryStore()
         self.concurrency = _env_int("OUTBOX_CONCURRENCY", 8)
         self.runs = 0
 
@@ -130,6 +136,7 @@ class Phase:
         if self.admin is not None:
             await self.admin.execute(f"VACUUM {self.store.resource.table_name}")
             await self.admin.execute("VACUUM object_counts")
+            await self.admin.execute("VACUUM event_outbox")
             await self.admin.execute("CHECKPOINT")
         self.runs += 1
         write = self._write(operation, origin, targets)
@@ -141,10 +148,28 @@ class Phase:
             for i in range(first, self.writes, self.concurrency):
                 await write(i)
 
-        await asyncio.gather(*(task(k) for k in range(self.concurrency)))
+        writing = asyncio.gather(*(task(k) for k in range(self.concurrency)))
+        if events:
+            await self.relaying(writing)
+        else:
+            await writing
         client = time.process_time() - client_before
         database = sum(map(cpu_seconds, pids)) - database_before
         return Run(client / self.writes * 1e6, database / self.writes * 1e6)
+
+    async def relaying(self, writing: Awaitable[object]) -> None:
+        """Relay the outbox as a delivery worker does (a batch; after one that was not full,
+        a wait of ``webhook_poll_seconds``) while ``writing`` runs, and what is left after
+        it: the relay is part of what an event costs."""
+        settings = Settings()
+        batch = settings.webhook_relay_batch
+        done = asyncio.ensure_future(writing)
+        while not done.done():
+            if await self.deliveries.relay(self.db, batch) < batch:
+                await asyncio.wait({done}, timeout=settings.webhook_poll_seconds)
+        await done
+        while await self.deliveries.relay(self.db, batch):
+            pass
 
     def _write(
         self, operation: str, origin: EventOrigin | None, targets: list[str]

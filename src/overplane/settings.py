@@ -452,7 +452,15 @@ class Settings:
         0.5,
         env="OVERPLANE_WEBHOOK_POLL_SECONDS",
         parse=_parse_positive_float,
-        help="How often an idle worker looks for due deliveries.",
+        help="How often an idle worker looks for new events and due deliveries.",
+    )
+    webhook_relay_batch: int = setting(
+        500,
+        env="OVERPLANE_WEBHOOK_RELAY_BATCH",
+        parse=_parse_positive_int,
+        help="Events a worker's relay takes from the outbox in one transaction, making the "
+        "deliveries they owe and counting them; a worker relays batch after batch until the "
+        "outbox is empty.",
     )
     sweep_interval_seconds: int = setting(
         300,

@@ -215,7 +215,7 @@ class SQLiteDatabase(Database):
     **Events.** A create, update or delete with its event is one statement: temporary
     triggers on the resource's table (this connection's own, never stored in the file; each
     installed before the first write that relies on it, :class:`Recording`) insert the event
-    and the deliveries it owes, taking the request's part (event id, time, request id,
+    and its outbox row (for the relay), taking the request's part (event id, time, request id,
     Idempotency-Key) from the SQL function ``overplane_event(i)``, which returns the values
     of the write running now and NULL at any other time. One statement is atomic by itself,
     so no savepoint is needed, and an update reads the values it replaces from the trigger's

@@ -6,6 +6,11 @@ accepted change without its event and no event without its change. It keeps the 
 stored after the change (before it, for a delete) as JSON of stored values, times in epoch
 milliseconds; the HTTP layer renders it as the API returns objects, so an event shows exactly
 what a retrieve showed at that moment.
+
+The same statement adds the event's row to ``event_outbox``; the delivery worker's relay
+(``webhooks.py``) takes it from there, making the deliveries and counting the event. So the
+events total is the counter plus the tenant's outbox rows, and the sweep (below) keeps both
+sides exact.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from overplane.storage.listing import Listing, ListQuery, Page, insert_statement
 from overplane.storage.tenant import Tenant
 
 ID_PREFIX = "evt_"
-#: Events swept per statement: each deleted row moves a counter (a trigger), so one huge
-#: DELETE would hold its locks for long; batches keep writers flowing.
+#: Events swept per transaction: one huge DELETE would hold its locks and grow one
+#: transaction for long; batches keep writers flowing.
 SWEEP_BATCH = 1000
 
 _encode = msgspec.json.Encoder().encode
@@ -80,6 +85,12 @@ def insert_sql(dialect: str) -> str:
     return _INSERT[dialect]
 
 
+def outbox_sql(values: str) -> str:
+    """The INSERT of an event's row of ``event_outbox`` (not relayed yet); ``values`` gives
+    its account_id, livemode and event id (a VALUES list, or a SELECT)."""
+    return f"INSERT INTO event_outbox (account_id, livemode, event_id) {values}"
+
+
 def values_json(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
     """Stored values as the JSON object an event keeps (keys in column order)."""
     return _encode(dict(zip(names, values, strict=True))).decode()
@@ -112,7 +123,9 @@ class EventStore:
     """Reading an account's events; writing them is part of each change (``objects.py``)."""
 
     def __init__(self) -> None:
-        self.listing = Listing("events", COLUMNS, id_prefix=ID_PREFIX, tombstones=False)
+        self.listing = Listing(
+            "events", COLUMNS, id_prefix=ID_PREFIX, tombstones=False, uncounted="event_outbox"
+        )
         self._select = (
             f"SELECT {', '.join(COLUMNS)} FROM events WHERE id = ? AND account_id = ? "
             "AND livemode = ?"
@@ -132,20 +145,46 @@ class EventStore:
 
 async def sweep(db: Executor, before_ms: int) -> int:
     """Delete the events created before ``before_ms``, tenant by tenant along each one's list
-    index, in batches; how many went."""
+    index, in batches; how many went.
+
+    Each batch is one transaction that keeps the total exact without a trigger: an event is
+    counted in ``object_counts`` once the relay has taken its outbox row, and in the outbox
+    until then. So the batch deletes the outbox rows of its events (those the relay has not
+    taken) and the events, and moves the counter by the difference. Concurrent sweeps and
+    relays stay exact too: each statement counts only the rows it deleted itself, and
+    deleting an outbox row is what counting an event means.
+    """
     tenants = await db.fetch_all(
-        "SELECT DISTINCT account_id, livemode FROM object_counts WHERE table_name = 'events'"
+        "SELECT DISTINCT account_id, livemode FROM object_counts WHERE table_name = 'events' "
+        "UNION SELECT DISTINCT account_id, livemode FROM event_outbox"
+    )
+    batch = (
+        "SELECT id FROM events WHERE account_id = ? AND livemode = ? AND created_at <= ? "
+        f"ORDER BY created_at, id LIMIT {SWEEP_BATCH}"
     )
     swept = 0
     for account_id, livemode in tenants:
+        tenant = (account_id, livemode)
         while True:
-            rows = await db.fetch_all(
-                "DELETE FROM events WHERE (account_id, id) IN (SELECT account_id, id FROM events "
-                "WHERE account_id = ? AND livemode = ? AND created_at <= ? "
-                f"ORDER BY created_at LIMIT {SWEEP_BATCH}) RETURNING id",
-                (account_id, livemode, before_ms),
-            )
-            swept += len(rows)
-            if len(rows) < SWEEP_BATCH:
+            async with db.atomic() as transaction:
+                unrelayed = await transaction.fetch_all(
+                    "DELETE FROM event_outbox WHERE account_id = ? AND livemode = ? AND "
+                    f"event_id IN ({batch}) RETURNING event_id",
+                    (*tenant, *tenant, before_ms),
+                )
+                gone = await transaction.fetch_all(
+                    "DELETE FROM events WHERE account_id = ? AND livemode = ? AND "
+                    f"id IN ({batch}) RETURNING id",
+                    (*tenant, *tenant, before_ms),
+                )
+                if len(unrelayed) != len(gone):
+                    await transaction.execute(
+                        "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
+                        "VALUES ('events', ?, ?, 0, ?) ON CONFLICT (table_name, account_id, "
+                        "livemode, slot) DO UPDATE SET n = object_counts.n + excluded.n",
+                        (*tenant, len(unrelayed) - len(gone)),
+                    )
+            swept += len(gone)
+            if len(gone) < SWEEP_BATCH:
                 break
     return swept

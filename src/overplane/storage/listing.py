@@ -165,11 +165,19 @@ class Listing:
 
     ``tombstones``: deleted rows leave their position in ``object_tombstones`` (objects do,
     so a cursor naming a deleted object still works; events are only ever swept, and a
-    cursor naming a swept event is unknown).
+    cursor naming a swept event is unknown). ``uncounted``: a table of the rows not in the
+    counter yet, (account_id, livemode) first, whose count the unfiltered total adds (events:
+    ``event_outbox``, until the relay counts them).
     """
 
     def __init__(
-        self, table: str, columns: Sequence[str], *, id_prefix: str, tombstones: bool
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        id_prefix: str,
+        tombstones: bool,
+        uncounted: str | None = None,
     ) -> None:
         self.table = table
         self.id_prefix = id_prefix
@@ -186,6 +194,15 @@ class Listing:
             "SELECT coalesce(sum(n), 0) AS total FROM object_counts "
             f"WHERE table_name = '{table}' AND account_id = ? AND livemode = ?"
         )
+        self._counted_total_tenants = 1
+        if uncounted is not None:
+            # One statement reads both, so a relay committing meanwhile (which moves rows
+            # from one to the other) is seen entirely or not at all.
+            self._counted_total = (
+                f"SELECT ({self._counted_total.replace(' AS total', '')}) + (SELECT count(*) "
+                f"FROM {uncounted} WHERE account_id = ? AND livemode = ?) AS total"
+            )
+            self._counted_total_tenants = 2
 
     @property
     def position_sql(self) -> str:
@@ -234,7 +251,8 @@ class Listing:
             total_sql = f"SELECT count(*) AS total FROM {self.table} WHERE account_id = ? AND livemode = ?{where}"
             total_args = [*tenant.args, *filter_args]
         else:
-            total_sql, total_args = self._counted_total, list(tenant.args)
+            total_sql = self._counted_total
+            total_args = list(tenant.args) * self._counted_total_tenants
 
         page_where, page_args = where, list(filter_args)
         newest_first, limit = True, query.limit

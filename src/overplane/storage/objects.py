@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from overplane.clock import now_ms
 from overplane.declarations import Resource
 from overplane.rfc3339 import parse_ns
-from overplane.storage import events, webhooks
+from overplane.storage import events
 from overplane.storage.database import Executor, Recording, Row
 from overplane.storage.events import EventOrigin
 from overplane.storage.ids import could_be_object_id, new_object_id
@@ -147,7 +147,7 @@ class ObjectStore:
                 tenant, stamp, self._created, object_id, origin, self._object_json(stored), None
             )
             # One statement, one round trip: the row and its event are written together.
-            await db.execute(self._with_event.create, (*row_args, *event, *_fan_out_args(event)))
+            await db.execute(self._with_event.create, (*row_args, *event))
         return stored
 
     async def retrieve(self, db: Executor, tenant: Tenant, object_id: str) -> StoredObject | None:
@@ -200,7 +200,6 @@ class ObjectStore:
                 *args,
                 *(stamp, stamp, *by_id, *(versions or ())),
                 *_without_payload(event),
-                *_fan_out_args(event),
             ],
         )
         return None if row is None else StoredObject.read(row)
@@ -227,7 +226,7 @@ class ObjectStore:
             return await db.fetch_recorded(sql, by_id, recording) is not None
         event = events.insert_args(tenant, now_ms(), self._deleted, object_id, origin, "", None)
         sql = self._with_event.delete(len(versions or ()))
-        args = (*by_id, *_without_payload(event), *_fan_out_args(event))
+        args = (*by_id, *_without_payload(event))
         return await db.fetch_one(sql, args) is not None
 
     async def list(self, db: Executor, tenant: Tenant, query: ListQuery) -> Page[StoredObject]:
@@ -247,12 +246,6 @@ async def sweep_tombstones(db: Executor, before_ms: int) -> None:
     await db.execute("DELETE FROM object_tombstones WHERE deleted_at <= ?", (before_ms,))
 
 
-def _fan_out_args(event: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The deliveries' arguments (``webhooks.fan_out_sql``) from an event's insert arguments:
-    its id, time, tenant and type."""
-    return (event[0], event[3], event[3], event[1], event[2], event[4])
-
-
 def _without_payload(event: tuple[Any, ...]) -> tuple[Any, ...]:
     """An event's insert arguments less those the PostgreSQL statements take from the row
     they change: object_id, object_json and previous_json."""
@@ -260,9 +253,9 @@ def _without_payload(event: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class _SQLiteEventTrigger(NamedTuple):
-    """SQLite: the temporary trigger that records one kind of change's event (and the
-    deliveries it owes) in the statement that makes the change (``SQLiteDatabase``,
-    "Events"), taking the request's part from ``overplane_event(i)``."""
+    """SQLite: the temporary trigger that records one kind of change's event (and its row
+    of the outbox, for the relay) in the statement that makes the change
+    (``SQLiteDatabase``, "Events"), taking the request's part from ``overplane_event(i)``."""
 
     trigger: str
 
@@ -317,18 +310,13 @@ class _SQLiteEventTriggers:
         insert = insert_statements(
             "events", events.INSERT_COLUMNS, [values[c] for c in events.INSERT_COLUMNS]
         )["sqlite"]
-        fan_out = webhooks.fan_out_sql(
-            "sqlite",
-            event_id="overplane_event(0)",
-            created_at="overplane_event(1)",
-            account_id=f"{row}.account_id",
-            livemode=f"{row}.livemode",
-            event_type=event_type_sql,
+        pending = events.outbox_sql(
+            f"VALUES ({row}.account_id, {row}.livemode, overplane_event(0))"
         )
         name = f"overplane_{table}_{operation.lower()}_event"
         trigger = (
             f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {operation} ON main.{table} "
-            f"WHEN overplane_event(0) IS NOT NULL BEGIN {insert}; {fan_out}; END"
+            f"WHEN overplane_event(0) IS NOT NULL BEGIN {insert}; {pending}; END"
         )
         return _SQLiteEventTrigger(trigger)
 
@@ -360,16 +348,15 @@ class _PostgresEventStatements:
             f"INSERT INTO events ({event_columns}) "
             "SELECT ?, ?, ?, ?, ?, changed.id, ?, ?, changed.object_json"
         )
-        # The deliveries the event owes, made only once the event is (the update or delete
-        # may match nothing).
-        self._deliveries = (
-            f"deliveries AS ({webhooks.fan_out_sql('postgresql', 'EXISTS (SELECT 1 FROM event)')})"
-        )
+        # The event's row of the outbox (for the relay), made only if the event is: the
+        # update or delete may match nothing.
+        pending = events.outbox_sql("SELECT account_id, livemode, id FROM event")
+        self._pending = f"pending AS ({pending})"
         #: INSERT of the row, of its event (all of whose values are known beforehand), and
-        #: of the deliveries it owes.
+        #: of its row of the outbox.
         self.create = (
-            f"WITH created AS ({insert_sql}), event AS ({events.insert_sql('postgresql')}) "
-            f"{webhooks.fan_out_sql('postgresql')}"
+            f"WITH created AS ({insert_sql}), event AS ({events.insert_sql('postgresql')} "
+            f"RETURNING account_id, livemode, id) {pending}"
         )
 
     def json_of(self, alias: str, names: tuple[str, ...]) -> str:
@@ -397,8 +384,9 @@ class _PostgresEventStatements:
             f"{_versions_sql(versions).replace('updated_at', 't.updated_at')} "
             f"RETURNING {returned}, {self.json_of('t', self._columns)} AS object_json, "
             f"{self.json_of('old', self._fields)} AS previous_json), "
-            f"event AS ({self._insert_event}, changed.previous_json FROM changed RETURNING id), "
-            f"{self._deliveries} SELECT {', '.join(self._columns)} FROM changed"
+            f"event AS ({self._insert_event}, changed.previous_json FROM changed "
+            f"RETURNING account_id, livemode, id), "
+            f"{self._pending} SELECT {', '.join(self._columns)} FROM changed"
         )
 
     def delete(self, versions: int) -> str:
@@ -408,6 +396,7 @@ class _PostgresEventStatements:
             f"WITH changed AS (DELETE FROM {table} "
             f"WHERE id = ? AND account_id = ? AND livemode = ?{_versions_sql(versions)} "
             f"RETURNING id, {self.json_of(table, self._columns)} AS object_json), "
-            f"event AS ({self._insert_event}, NULL FROM changed RETURNING object_id), "
-            f"{self._deliveries} SELECT object_id FROM event"
+            f"event AS ({self._insert_event}, NULL FROM changed "
+            f"RETURNING account_id, livemode, id, object_id), "
+            f"{self._pending} SELECT object_id FROM event"
         )

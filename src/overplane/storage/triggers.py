@@ -15,15 +15,13 @@ API writes are one row per transaction and never meet this.
 
 from __future__ import annotations
 
-from overplane.storage.schema import COUNTED_TABLES, COUNTER_SLOTS
+from overplane.storage.schema import COUNTER_SLOTS
 
-
-def _postgres_function(name: str, tombstone: str) -> str:
-    """One trigger function that counts inserts and deletes of any table (it reads the
-    table's name), and runs ``tombstone`` on a delete. A random slot per row spreads
-    concurrent writers of one account over COUNTER_SLOTS counter rows."""
-    return f"""
-CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
+#: One trigger function that counts inserts and deletes of any table (it reads the table's
+#: name) and, on a delete, records where the row stood. A random slot per row spreads
+#: concurrent writers of one account over COUNTER_SLOTS counter rows.
+POSTGRES_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION overplane_object_written() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -37,29 +35,19 @@ BEGIN
     VALUES (TG_TABLE_NAME, OLD.account_id, OLD.livemode, floor(random() * {COUNTER_SLOTS})::int, -1)
     ON CONFLICT (table_name, account_id, livemode, slot)
     DO UPDATE SET n = object_counts.n - 1;
-{tombstone}    RETURN OLD;
+    INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)
+    VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq,
+            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+    RETURN OLD;
 END
 $$
 """
-
-
-#: Object tables: counted, and a deleted object leaves its list position for cursors.
-POSTGRES_FUNCTION = _postgres_function(
-    "overplane_object_written",
-    """    INSERT INTO object_tombstones (id, account_id, livemode, created_at, seq, deleted_at)
-    VALUES (OLD.id, OLD.account_id, OLD.livemode, OLD.created_at, OLD.seq,
-            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
-""",
-)
-#: Tables whose rows are never deleted one by one (events: only swept when they expire) are
-#: counted without leaving tombstones.
-POSTGRES_COUNT_FUNCTION = _postgres_function("overplane_row_counted", "")
 
 # SQLite has one writer at a time, so one counter row per account and mode is enough.
 _SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 
-def _sqlite_triggers(table: str, tombstones: bool) -> list[str]:
+def _sqlite_triggers(table: str) -> list[str]:
     upsert = (
         "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
         "VALUES ('{table}', {row}.account_id, {row}.livemode, 0, {delta}) "
@@ -75,23 +63,21 @@ def _sqlite_triggers(table: str, tombstones: bool) -> list[str]:
         + " END",
         f"CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} BEGIN "
         + upsert.format(table=table, row="OLD", delta=-1)
-        + (tombstone if tombstones else "")
+        + tombstone
         + " END",
     ]
 
 
 def create_statements(table: str, dialect: str) -> list[str]:
     """The DDL that installs the triggers of one counted table (:data:`COUNTED_TABLES`):
-    counting, and for object tables the tombstones too."""
-    tombstones = COUNTED_TABLES.get(table, True)  # a table not declared yet is an object table
+    its counter and its tombstones."""
     if dialect == "postgresql":
-        function = "overplane_object_written" if tombstones else "overplane_row_counted"
         return [
-            POSTGRES_FUNCTION if tombstones else POSTGRES_COUNT_FUNCTION,
+            POSTGRES_FUNCTION,
             f"CREATE TRIGGER {table}_written AFTER INSERT OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+            "FOR EACH ROW EXECUTE FUNCTION overplane_object_written()",
         ]
-    return _sqlite_triggers(table, tombstones)
+    return _sqlite_triggers(table)
 
 
 def drop_statements(table: str, dialect: str) -> list[str]:

@@ -1,8 +1,12 @@
 """Webhook endpoints, their deliveries and the log of every attempt.
 
-A delivery is one event owed to one endpoint. Deliveries are created in the same statement or
-transaction as the event itself (:func:`fan_out_sql`, used by ``objects.py``): every enabled
-endpoint of the tenant whose ``enabled_events`` match the event's type gets one, due at once.
+A delivery is one event owed to one endpoint. Each event's write leaves a row in
+``event_outbox`` (``objects.py``); the relay (:meth:`DeliveryStore.relay`, run by every
+delivery worker before it claims) takes a batch of those rows and, in one transaction, makes
+the deliveries they owe (every enabled endpoint of the tenant whose ``enabled_events`` match
+the event's type gets one, due at once) and adds them to the events counter. A crash undoes
+the whole batch, which stays in the outbox for the next relay: no event is skipped, and the
+deliveries' primary key keeps a second relay of the same event from owing it twice.
 The delivery worker (``webhooks/worker.py``) claims due deliveries under a lease, sends them,
 and records each attempt; a delivery is done only after a 2xx, so a worker that dies
 mid-delivery leaves a lease that expires and the delivery is sent again (at least once).
@@ -23,6 +27,7 @@ from overplane.storage.listing import (
     Page,
     insert_statements,
 )
+from overplane.storage.schema import COUNTER_SLOTS
 from overplane.storage.tenant import Tenant
 
 ENDPOINT_PREFIX = "we_"
@@ -43,28 +48,56 @@ _MATCHES = {
 }
 
 
-def fan_out_sql(
-    dialect: str,
-    only_if: str = "TRUE",
-    *,
-    event_id: str = "?",
-    created_at: str = "?",
-    account_id: str = "?",
-    livemode: str = "?",
-    event_type: str = "?",
-) -> str:
-    """INSERT of the deliveries an event owes: by default ``?`` are the event's id, its time
-    (also the delivery's first due time), the tenant (account, mode) and the event's type;
-    each may be an SQL expression instead (a trigger's ``NEW.account_id``). ``only_if`` is an
-    extra SQL condition (a PostgreSQL statement makes them only once its event is)."""
+def _relay_deliveries(dialect: str, taken: str) -> str:
+    """INSERT of the deliveries owed by the events of ``taken`` (an SQL relation of
+    account_id, livemode, event_id): one per enabled endpoint of the event's tenant whose
+    patterns match its type, due at the event's time. One already there (a ``redeliver``
+    came first) is left as it is."""
     return (
         "INSERT INTO webhook_deliveries (account_id, livemode, event_id, endpoint_id, "
         "created_at, attempts, next_attempt_at, state) "
-        f"SELECT e.account_id, e.livemode, {event_id}, e.id, {created_at}, 0, {created_at}, "
-        f"'pending' FROM webhook_endpoints e WHERE {only_if} AND e.account_id = {account_id} "
-        f"AND e.livemode = {livemode} AND NOT e.disabled AND "
-        + _MATCHES[dialect].format(event_type=event_type)
+        "SELECT e.account_id, e.livemode, ev.id, e.id, ev.created_at, 0, ev.created_at, "
+        f"'pending' FROM {taken} JOIN events ev ON ev.account_id = taken.account_id "
+        "AND ev.id = taken.event_id JOIN webhook_endpoints e ON e.account_id = taken.account_id "
+        "AND e.livemode = taken.livemode WHERE NOT e.disabled AND "
+        + _MATCHES[dialect].format(event_type="ev.type")
+        + " ON CONFLICT (account_id, event_id, endpoint_id) DO NOTHING"
     )
+
+
+def _relay_count(slot: str, source: str) -> str:
+    """The upsert that adds the events of ``source`` to the tenants' counters."""
+    return (
+        "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
+        f"SELECT 'events', account_id, livemode, {slot}, count(*) FROM {source} "
+        "WHERE TRUE GROUP BY account_id, livemode "
+        "ON CONFLICT (table_name, account_id, livemode, slot) "
+        "DO UPDATE SET n = object_counts.n + excluded.n"
+    )
+
+
+#: PostgreSQL: the relay as one statement. ``SKIP LOCKED``: concurrent relays take different
+#: rows and never wait for each other; a random counter slot, like the triggers'.
+_RELAY_POSTGRES = (
+    "WITH taken AS (DELETE FROM event_outbox WHERE (account_id, livemode, event_id) IN "
+    "(SELECT account_id, livemode, event_id FROM event_outbox LIMIT ? FOR UPDATE SKIP LOCKED) "
+    "RETURNING account_id, livemode, event_id), "
+    f"counted AS ({_relay_count(f'floor(random() * {COUNTER_SLOTS})::int', 'taken')}), "
+    f"made AS ({_relay_deliveries('postgresql', 'taken')}) "
+    "SELECT count(*) FROM taken"
+)
+#: SQLite: one writer at a time, so the same batch (in key order) is read by each statement
+#: of one transaction.
+_SQLITE_BATCH = (
+    "(SELECT account_id, livemode, event_id FROM event_outbox "
+    "ORDER BY account_id, livemode, event_id LIMIT ?)"
+)
+_RELAY_SQLITE = (
+    _relay_deliveries("sqlite", f"{_SQLITE_BATCH} AS taken"),
+    _relay_count("0", _SQLITE_BATCH),
+    "DELETE FROM event_outbox WHERE (account_id, livemode, event_id) IN "
+    f"{_SQLITE_BATCH} RETURNING event_id",
+)
 
 
 class StoredEndpoint(NamedTuple):
@@ -290,6 +323,18 @@ class DeliveryStore:
         self._insert_attempt = insert_statements(
             "webhook_attempts", ("account_id", "livemode", *ATTEMPT_COLUMNS)
         )
+
+    async def relay(self, db: Database, limit: int) -> int:
+        """Take up to ``limit`` events from the outbox: make the deliveries they owe and
+        count them, in one transaction; how many were taken (0: the outbox is empty)."""
+        if db.dialect == "postgresql":
+            row = await db.fetch_one(_RELAY_POSTGRES, (limit,))
+            return 0 if row is None else int(row[0])
+        deliveries, count, delete = _RELAY_SQLITE
+        async with db.atomic() as transaction:
+            await transaction.execute(deliveries, (limit,))
+            await transaction.execute(count, (limit,))
+            return len(await transaction.fetch_all(delete, (limit,)))
 
     async def claim(
         self, db: Database, now_ms: int, lease_until: int, limit: int
