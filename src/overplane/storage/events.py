@@ -91,6 +91,16 @@ def outbox_sql(values: str) -> str:
     return f"INSERT INTO event_outbox (account_id, livemode, event_id) {values}"
 
 
+def counter_sql(rows: str) -> str:
+    """The upsert that moves the events counters by ``rows`` (a VALUES list or a SELECT of
+    'events', account_id, livemode, slot, delta): the relay's and the sweep's one statement."""
+    return (
+        f"INSERT INTO object_counts (table_name, account_id, livemode, slot, n) {rows} "
+        "ON CONFLICT (table_name, account_id, livemode, slot) "
+        "DO UPDATE SET n = object_counts.n + excluded.n"
+    )
+
+
 def values_json(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
     """Stored values as the JSON object an event keeps (keys in column order)."""
     return _encode(dict(zip(names, values, strict=True))).decode()
@@ -179,9 +189,7 @@ async def sweep(db: Executor, before_ms: int) -> int:
                 )
                 if len(unrelayed) != len(gone):
                     await transaction.execute(
-                        "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
-                        "VALUES ('events', ?, ?, 0, ?) ON CONFLICT (table_name, account_id, "
-                        "livemode, slot) DO UPDATE SET n = object_counts.n + excluded.n",
+                        counter_sql("VALUES ('events', ?, ?, 0, ?)"),
                         (*tenant, len(unrelayed) - len(gone)),
                     )
             swept += len(gone)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from overplane.storage.database import Database, Executor, Row
+from overplane.storage.events import counter_sql
 from overplane.storage.ids import could_be_object_id, new_object_id
 from overplane.storage.listing import (
     Listing,
@@ -67,12 +68,9 @@ def _relay_deliveries(dialect: str, taken: str) -> str:
 
 def _relay_count(slot: str, source: str) -> str:
     """The upsert that adds the events of ``source`` to the tenants' counters."""
-    return (
-        "INSERT INTO object_counts (table_name, account_id, livemode, slot, n) "
+    return counter_sql(
         f"SELECT 'events', account_id, livemode, {slot}, count(*) FROM {source} "
-        "WHERE TRUE GROUP BY account_id, livemode "
-        "ON CONFLICT (table_name, account_id, livemode, slot) "
-        "DO UPDATE SET n = object_counts.n + excluded.n"
+        "WHERE TRUE GROUP BY account_id, livemode"
     )
 
 
