@@ -19,9 +19,9 @@ seeded appointments, and its deletes the ids its own creates made, so neither si
 rows the other has already changed: the update sets ``status`` to ``confirmed``, and only an
 appointment's first update changes it (moving its entry in the status index, a random page).
 Until 2026-12-01 both sides walked the same ids from the start, so the side that went first
-(events on, in the warm-up and in most pairs) made nearly all those changes and the other
-mostly rewrote a status it already had (docs/performance.md, "Events"). Knobs are ``bench/run.py``'s, and
-``BENCH_OPERATIONS`` (some of update, create, delete); the result replaces the ``events``
+(events on, in the warm-up and the first pair) made nearly all those changes and the other
+mostly rewrote a status it already had (docs/performance.md, "A fairer update"). Knobs are
+``bench/run.py``'s, and ``BENCH_OPERATIONS`` (some of update, create, delete); the result replaces the ``events``
 section of ``docs/performance.md``.
 """
 
