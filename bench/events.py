@@ -21,8 +21,8 @@ appointment's first update changes it (moving its entry in the status index, a r
 Until 2026-12-01 both sides walked the same ids from the start, so the side that went first
 (events on, in the warm-up and the first pair) made nearly all those changes and the other
 mostly rewrote a status it already had (docs/performance.md, "A fairer update"). Knobs are
-``bench/run.py``'s, and ``BENCH_OPERATIONS`` (some of update, create, delete); the result replaces the ``events``
-section of ``docs/performance.md``.
+``bench/run.py``'s, and ``BENCH_OPERATIONS`` (some of update, create, delete); the result
+replaces the ``events`` section of ``docs/performance.md``.
 """
 
 from __future__ import annotations
