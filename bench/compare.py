@@ -103,7 +103,7 @@ def compare_backend(
                 * (reps + 1)
                 for side, (ids, created) in files.items()
             }
-            new, old, cpu = paired_runs(bench, after, before, runs)
+            new, old, cpu, _ = paired_runs(bench, after, before, runs)
             ratio = statistics.median(
                 a.rps / b.rps for a, b in zip(new.runs, old.runs, strict=True)
             )

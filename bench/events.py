@@ -77,6 +77,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: The client backends of the connection's database, other than the connection's own.
+BACKENDS_SQL = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
+def backends_cpu(database_url: str) -> dict[int, float]:
+    """The CPU seconds each PostgreSQL backend serving ``database_url`` has used so far
+    (PostgreSQL must run on this machine: read from /proc)."""
+
+    async def pids() -> list[int]:
+        connection = await asyncpg.connect(database_url, timeout=10)
+        try:
+            return [row["pid"] for row in await connection.fetch(BACKENDS_SQL)]
+        finally:
+            await connection.close()
+
+    spent = {}
+    for pid in asyncio.run(pids()):
+        try:
+            spent[pid] = cpu_seconds(pid)
+        except FileNotFoundError:  # the backend ended since it was listed
+            continue
+    return spent
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two :func:`backends_cpu` snapshots; a backend that opened
+    in between counts from zero (one that closed is lost: pools keep theirs, so rare)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 @dataclass(frozen=True, slots=True)
 class EventsRow:
     """One write operation on one backend, with events on and off, paired run by run.
@@ -85,6 +118,13 @@ class EventsRow:
     with other work, req/s of a server pinned to one core falls whenever the core is lent
     elsewhere, while the CPU time a request costs moves much less. The CPU ratio
     (off / on) is what a dedicated core would give, if the server is CPU-bound.
+
+    On PostgreSQL, each run also records the CPU time PostgreSQL's backends spent per request
+    (every backend of the bench's database; its background processes not counted). Here
+    PostgreSQL shares the two cores with the server and wrk, so its extra work for an event
+    comes out of the server's req/s; where the database has cores of its own, each tier's
+    CPU ratio says what events cost that tier's capacity, and the ratio of the two together
+    what they cost in all.
     """
 
     backend: str
@@ -94,6 +134,9 @@ class EventsRow:
     #: Server CPU µs per request of each measured run, events on and off.
     cpu_on: tuple[float, ...]
     cpu_off: tuple[float, ...]
+    #: PostgreSQL's backends' CPU µs per request of each measured run (empty on SQLite).
+    database_cpu_on: tuple[float, ...] = ()
+    database_cpu_off: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -108,21 +151,49 @@ class EventsRow:
         return statistics.median(b / a for a, b in zip(self.cpu_on, self.cpu_off, strict=True))
 
     @property
+    def database_cpu_ratio(self) -> float | None:
+        """The median of the pairs' ratios of PostgreSQL's CPU per request, off / on."""
+        if not self.database_cpu_on:
+            return None
+        pairs = zip(self.database_cpu_on, self.database_cpu_off, strict=True)
+        return statistics.median(b / a for a, b in pairs)
+
+    @property
+    def total_cpu_ratio(self) -> float | None:
+        """The median of the pairs' ratios of the server's and PostgreSQL's CPU per request
+        together, off / on."""
+        if not self.database_cpu_on:
+            return None
+        on = map(sum, zip(self.cpu_on, self.database_cpu_on, strict=True))
+        off = map(sum, zip(self.cpu_off, self.database_cpu_off, strict=True))
+        return statistics.median(b / a for a, b in zip(on, off, strict=True))
+
+    @property
     def failed(self) -> int:
         return self.on.failed + self.off.failed
 
 
+#: Each side's CPU µs per request, run by run: the server's, or PostgreSQL's backends'.
+CpuPerRequest = dict[bool, tuple[float, ...]]
+
+
 def paired_runs(
-    bench: Bench, on: Server, off: Server, runs: dict[bool, list[Workload]]
-) -> tuple[Summary, Summary, dict[bool, tuple[float, ...]]]:
+    bench: Bench,
+    on: Server,
+    off: Server,
+    runs: dict[bool, list[Workload]],
+    database_url: str | None = None,
+) -> tuple[Summary, Summary, CpuPerRequest, CpuPerRequest]:
     """Warm both up (each side's first workload), then run the repetitions in pairs,
-    alternating which side goes first; with each side's server CPU µs per request."""
+    alternating which side goes first; with each side's server CPU µs per request and,
+    given a PostgreSQL ``database_url``, its backends' CPU µs per request."""
     config = bench.config
     servers = {True: on, False: off}
     for events in (True, False):
         bench.run_once(servers[events], runs[events][0], config.warmup, None)
     measured: dict[bool, list[RunResult]] = {True: [], False: []}
     cpu: dict[bool, list[float]] = {True: [], False: []}
+    database_cpu: dict[bool, list[float]] = {True: [], False: []}
     for repetition in range(config.repetitions):
         order = (True, False) if repetition % 2 == 0 else (False, True)
         for events in order:
@@ -133,13 +204,22 @@ def paired_runs(
             pids = servers[events].worker_pids()
             for pid in pids:
                 pin_process(pid, config.server_cpus)
+            database_before = backends_cpu(database_url) if database_url else {}
             before = sum(map(cpu_seconds, pids))
             result = bench.run_once(servers[events], workload, config.duration, None)
             measured[events].append(result)
             spent = sum(map(cpu_seconds, pids)) - before
-            cpu[events].append(spent / max(result.requests, 1) * 1e6)
+            requests = max(result.requests, 1)
+            cpu[events].append(spent / requests * 1e6)
+            if database_url:
+                database_spent = cpu_since(database_before, backends_cpu(database_url))
+                database_cpu[events].append(database_spent / requests * 1e6)
     summaries = Summary(tuple(measured[True])), Summary(tuple(measured[False]))
-    return *summaries, {e: tuple(v) for e, v in cpu.items()}
+    return (
+        *summaries,
+        {e: tuple(v) for e, v in cpu.items()},
+        {e: tuple(v) for e, v in database_cpu.items()},
+    )
 
 
 def measure_backend(bench: Bench, backend: str, database_url: str) -> list[EventsRow]:
@@ -182,15 +262,32 @@ def measure_backend(bench: Bench, backend: str, database_url: str) -> list[Event
                     True: bench.delete_workloads(on, APPOINTMENT, created[True]),
                     False: bench.delete_workloads(off, APPOINTMENT, created[False]),
                 }
-            with_events, without, cpu = paired_runs(bench, on, off, runs)
-            row = EventsRow(name, operation, with_events, without, cpu[True], cpu[False])
+            postgres_url = database_url if backend == "postgresql" else None
+            with_events, without, cpu, db_cpu = paired_runs(bench, on, off, runs, postgres_url)
+            row = EventsRow(
+                name,
+                operation,
+                with_events,
+                without,
+                cpu[True],
+                cpu[False],
+                db_cpu[True],
+                db_cpu[False],
+            )
             rows.append(row)
             flag = f"  FAILED {row.failed}" if row.failed else ""
+            database = (
+                f"  PostgreSQL CPU µs/request {statistics.median(row.database_cpu_on):.0f} / "
+                f"{statistics.median(row.database_cpu_off):.0f}  total CPU ratio "
+                f"{row.total_cpu_ratio:.2f}"
+                if row.total_cpu_ratio is not None
+                else ""
+            )
             log(
                 f"events     {name:10} {operation:6} on {with_events.rps:8,.0f} req/s  "
                 f"off {without.rps:8,.0f} req/s  ratio {row.ratio:.2f}  CPU µs/request "
                 f"{statistics.median(row.cpu_on):.0f} / {statistics.median(row.cpu_off):.0f}"
-                f"  CPU ratio {row.cpu_ratio:.2f}{flag}"
+                f"  CPU ratio {row.cpu_ratio:.2f}{database}{flag}"
             )
     return rows
 
@@ -218,19 +315,28 @@ def table(rows: list[EventsRow]) -> list[str]:
     lines = [
         "| backend | operation | events on req/s | min – max | events off req/s | min – max "
         "| on / off (median of pairs) | target ≥ 0.80 | server CPU µs/request on / off "
-        "| CPU ratio off / on | p99 ms on / off | failed |",
-        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+        "| CPU ratio off / on | PostgreSQL CPU µs/request on / off | its CPU ratio "
+        "| server + PostgreSQL CPU ratio | p99 ms on / off | failed |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         on, off = row.on, row.off
         verdict = "met" if row.ratio >= TARGET_RATIO else "**not met**"
         verdict = "invalid" if row.failed else verdict
+        database = "– | – | –"
+        if row.database_cpu_ratio is not None and row.total_cpu_ratio is not None:
+            database = (
+                f"{statistics.median(row.database_cpu_on):.0f} / "
+                f"{statistics.median(row.database_cpu_off):.0f} "
+                f"| {row.database_cpu_ratio:.3f} | {row.total_cpu_ratio:.3f}"
+            )
         lines.append(
             f"| {row.backend} | {row.operation} | {on.rps:,.0f} "
             f"| {on.rps_min:,.0f} – {on.rps_max:,.0f} | {off.rps:,.0f} "
             f"| {off.rps_min:,.0f} – {off.rps_max:,.0f} | {row.ratio:.3f} | {verdict} "
             f"| {statistics.median(row.cpu_on):.0f} / {statistics.median(row.cpu_off):.0f} "
-            f"| {row.cpu_ratio:.3f} | {on.p99_ms:.1f} / {off.p99_ms:.1f} | {row.failed} |"
+            f"| {row.cpu_ratio:.3f} | {database} "
+            f"| {on.p99_ms:.1f} / {off.p99_ms:.1f} | {row.failed} |"
         )
     return lines
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from bench.events import cpu_seconds, operations
+from bench.events import BACKENDS_SQL, cpu_seconds, operations
 from bench.run import (
     APPOINTMENT as BENCH_APPOINTMENT,
 )
@@ -123,10 +123,7 @@ class Phase:
     async def _backend_pids(self) -> list[int]:
         if self.admin is None:
             return []
-        rows = await self.admin.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        )
+        rows = await self.admin.fetch(BACKENDS_SQL)
         return [row["pid"] for row in rows]
 
     async def run(self, operation: str, events: bool, ids: list[str]) -> Run:
