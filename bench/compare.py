@@ -31,7 +31,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.events import paired_runs
+from bench.events import median_ratio, paired_runs, rps
 from bench.loadgen import Workload
 from bench.run import (
     APPOINTMENT,
@@ -104,9 +104,7 @@ def compare_backend(
                 for side, (ids, created) in files.items()
             }
             new, old, cpu, _ = paired_runs(bench, after, before, runs)
-            ratio = statistics.median(
-                a.rps / b.rps for a, b in zip(new.runs, old.runs, strict=True)
-            )
+            ratio = median_ratio(rps(new), rps(old))
             cpu_new, cpu_old = statistics.median(cpu[True]), statistics.median(cpu[False])
             failed = new.failed + old.failed
             rows.append(

@@ -95,17 +95,22 @@ def backends_cpu(database_url: str) -> dict[int, float]:
         finally:
             await connection.close()
 
+    return cpu_by_pid(asyncio.run(pids()))
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """The CPU seconds each of ``pids`` has used so far (one that has ended is left out)."""
     spent = {}
-    for pid in asyncio.run(pids()):
+    for pid in pids:
         try:
             spent[pid] = cpu_seconds(pid)
-        except FileNotFoundError:  # the backend ended since it was listed
+        except FileNotFoundError:  # the process ended since it was listed
             continue
     return spent
 
 
 def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds spent between two :func:`backends_cpu` snapshots; a backend that opened
+    """CPU seconds spent between two :func:`cpu_by_pid` snapshots; a backend that opened
     in between counts from zero (one that closed is lost: pools keep theirs, so rare)."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
@@ -141,36 +146,42 @@ class EventsRow:
     @property
     def ratio(self) -> float:
         """The median of the pairs' ratios: req/s with events / req/s without."""
-        return statistics.median(
-            a.rps / b.rps for a, b in zip(self.on.runs, self.off.runs, strict=True)
-        )
+        return median_ratio(rps(self.on), rps(self.off))
 
     @property
     def cpu_ratio(self) -> float:
         """The median of the pairs' CPU ratios: CPU per request without / with events."""
-        return statistics.median(b / a for a, b in zip(self.cpu_on, self.cpu_off, strict=True))
+        return median_ratio(self.cpu_off, self.cpu_on)
 
     @property
     def database_cpu_ratio(self) -> float | None:
-        """The median of the pairs' ratios of PostgreSQL's CPU per request, off / on."""
+        """The same for PostgreSQL's CPU per request; None on SQLite."""
         if not self.database_cpu_on:
             return None
-        pairs = zip(self.database_cpu_on, self.database_cpu_off, strict=True)
-        return statistics.median(b / a for a, b in pairs)
+        return median_ratio(self.database_cpu_off, self.database_cpu_on)
 
     @property
     def total_cpu_ratio(self) -> float | None:
-        """The median of the pairs' ratios of the server's and PostgreSQL's CPU per request
-        together, off / on."""
+        """The same for the server's and PostgreSQL's CPU per request together."""
         if not self.database_cpu_on:
             return None
-        on = map(sum, zip(self.cpu_on, self.database_cpu_on, strict=True))
-        off = map(sum, zip(self.cpu_off, self.database_cpu_off, strict=True))
-        return statistics.median(b / a for a, b in zip(on, off, strict=True))
+        on = tuple(map(sum, zip(self.cpu_on, self.database_cpu_on, strict=True)))
+        off = tuple(map(sum, zip(self.cpu_off, self.database_cpu_off, strict=True)))
+        return median_ratio(off, on)
 
     @property
     def failed(self) -> int:
         return self.on.failed + self.off.failed
+
+
+def median_ratio(numerators: tuple[float, ...], denominators: tuple[float, ...]) -> float:
+    """The median of the pairs' ratios, run by run."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
+def rps(summary: Summary) -> tuple[float, ...]:
+    """The req/s of each run of ``summary``."""
+    return tuple(run.rps for run in summary.runs)
 
 
 #: Each side's CPU µs per request, run by run: the server's, or PostgreSQL's backends'.
@@ -324,7 +335,7 @@ def table(rows: list[EventsRow]) -> list[str]:
         verdict = "met" if row.ratio >= TARGET_RATIO else "**not met**"
         verdict = "invalid" if row.failed else verdict
         database = "– | – | –"
-        if row.database_cpu_ratio is not None and row.total_cpu_ratio is not None:
+        if row.database_cpu_ratio is not None and row.total_cpu_ratio is not None:  # PostgreSQL
             database = (
                 f"{statistics.median(row.database_cpu_on):.0f} / "
                 f"{statistics.median(row.database_cpu_off):.0f} "

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from bench.events import BACKENDS_SQL, cpu_seconds, operations
+from bench.events import BACKENDS_SQL, cpu_by_pid, cpu_since, median_ratio, operations
 from bench.run import (
     APPOINTMENT as BENCH_APPOINTMENT,
 )
@@ -93,8 +93,7 @@ class Row:
     @property
     def ratio(self) -> float:
         """The median of the pairs' ratios of total CPU per write, off / on."""
-        pairs = zip(self.off, self.on, strict=True)
-        return statistics.median(off.total_us / on.total_us for off, on in pairs)
+        return median_ratio(*(tuple(r.total_us for r in runs) for runs in (self.off, self.on)))
 
 
 class Phase:
@@ -137,7 +136,7 @@ class Phase:
             await self.admin.execute("CHECKPOINT")
         self.runs += 1
         write = self._write(operation, origin, targets)
-        database_before = {pid: cpu_seconds(pid) for pid in await self._backend_pids()}
+        database_before = cpu_by_pid(await self._backend_pids())
         client_before = time.process_time()
 
         async def task(first: int) -> None:
@@ -155,7 +154,7 @@ class Phase:
         after = await self._backend_pids()
         if set(after) != set(database_before):
             log(f"outbox: PostgreSQL backends {len(database_before)} -> {len(after)} in a run")
-        database = sum(cpu_seconds(pid) - database_before.get(pid, 0.0) for pid in after)
+        database = cpu_since(database_before, cpu_by_pid(after))
         return Run(client / self.writes * 1e6, database / self.writes * 1e6)
 
     async def relaying(self, writing: Awaitable[object]) -> None:
