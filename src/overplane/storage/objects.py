@@ -370,20 +370,24 @@ class _PostgresEventStatements:
         return f"({built})::text"
 
     def update(self, names: tuple[str, ...], versions: int) -> str:
-        """UPDATE with the old values read under a row lock, then the event insert."""
+        """UPDATE with the old values of the fields it sets (``names``) read under a row
+        lock, then the event insert."""
         table = self._table
         assignments = "".join(f"{name} = ?, " for name in names)
-        fields = ", ".join(self._fields)
+        # Only the fields this update sets can be in previous_attributes (the renderer keeps
+        # those whose value changed), so only theirs are kept.
+        patched = tuple(name for name in names if name in self._fields)
+        fields = "".join(f", {name}" for name in patched)
         returned = ", ".join(f"t.{c}" for c in self._columns)
         return (
             f"WITH changed AS (UPDATE {table} AS t SET {assignments}"
             "updated_at = CASE WHEN ? > t.updated_at THEN ? ELSE t.updated_at + 1 END "
-            f"FROM (SELECT account_id, id, {fields} FROM {table} "
+            f"FROM (SELECT account_id, id{fields} FROM {table} "
             "WHERE id = ? AND account_id = ? AND livemode = ? FOR UPDATE) AS old "
             "WHERE t.account_id = old.account_id AND t.id = old.id"
             f"{_versions_sql(versions).replace('updated_at', 't.updated_at')} "
             f"RETURNING {returned}, {self.json_of('t', self._columns)} AS object_json, "
-            f"{self.json_of('old', self._fields)} AS previous_json), "
+            f"{self.json_of('old', patched)} AS previous_json), "
             f"event AS ({self._insert_event}, changed.previous_json FROM changed "
             f"RETURNING account_id, livemode, id), "
             f"{self._pending} SELECT {', '.join(self._columns)} FROM changed"
