@@ -93,7 +93,8 @@ class Row:
     @property
     def ratio(self) -> float:
         """The median of the pairs' ratios of total CPU per write, off / on."""
-        return median_ratio(*(tuple(r.total_us for r in runs) for runs in (self.off, self.on)))
+        off = tuple(run.total_us for run in self.off)
+        return median_ratio(off, tuple(run.total_us for run in self.on))
 
 
 class Phase:

@@ -97,6 +97,24 @@ def test_previous_attributes_name_only_the_fields_that_changed(
     assert cleared["data"]["object"][second] is None
 
 
+def test_an_update_setting_no_field_or_a_time_field_keeps_the_right_old_values(
+    api: Caller, resource: Resource
+) -> None:
+    """The stored old values are those of the fields an update sets (PostgreSQL reads only
+    theirs): none for an empty PATCH, and a time field's own (not its derived column's)."""
+    body = valid_body(resource)
+    path = f"{resource.path}/{api.post(resource.path, json=body).json()['id']}"
+    assert api.patch(path, json={}).status_code == 200
+    expected: list[dict[str, Any]] = [{}]
+    for field in resource.time_range_fields:
+        changed = api.patch(path, json={field.name: "2026-12-01T10:00:00Z"})
+        assert changed.status_code == 200, changed.text
+        expected.insert(0, {field.name: body[field.name]})
+
+    found = events(api, type=f"{resource.event_name}.updated")
+    assert [e["data"]["previous_attributes"] for e in found] == expected
+
+
 def test_refused_writes_and_replays_record_nothing(api: Caller, resource: Resource) -> None:
     headers = {"Idempotency-Key": "once"}
     first = api.post(resource.path, json=valid_body(resource), headers=headers)
