@@ -94,7 +94,8 @@ class Row:
     def ratio(self) -> float:
         """The median of the pairs' ratios of total CPU per write, off / on."""
         off = tuple(run.total_us for run in self.off)
-        return median_ratio(off, tuple(run.total_us for run in self.on))
+        on = tuple(run.total_us for run in self.on)
+        return median_ratio(off, on)
 
 
 class Phase:
